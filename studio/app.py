@@ -1,0 +1,20 @@
+"""Entry point: parse arguments, then run a headless command or open the window."""
+
+from __future__ import annotations
+
+import sys
+
+from studio.cli import build_parser, main_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        from studio.ui.launch import run_gui
+
+        return run_gui(args.data_dir, debug=args.debug)
+    return main_cli(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""The headless command line: ``studio gen``, ``gallery``, ``models`` and ``verify``.
+
+It drives the same worker and gallery as the window. With ``--json`` stdout carries only
+JSON, one object per line; errors are one readable line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import studio
+from studio.core.errors import InvalidRequest, StudioError
+from studio.core.events import EventKind, JobEvent
+from studio.core.paths import StudioPaths
+from studio.core.requests import ImageRequest, MusicRequest, Request, TextRequest
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+log = logging.getLogger(__name__)
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Subcommands take the same options; SUPPRESS keeps a subparser from resetting the top value.
+    default: Any = False if top else argparse.SUPPRESS
+    parser.add_argument("--json", action="store_true", default=default, help="print JSON only, one object per line")
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--data-dir",
+        default=None if top else argparse.SUPPRESS,
+        metavar="DIR",
+        help="keep settings, gallery, cache and logs under DIR (also $STUDIO_DATA_DIR)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Generate text, images and music with local models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {studio.__version__}")
+    add_common_options(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def sub(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        child = parent.add_parser(name, help=help_text, description=help_text)
+        add_common_options(child, top=False)
+        return child
+
+    gen = commands.add_parser("gen", help="generate text, an image or music")
+    kinds = gen.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    def gen_kind(name: str, help_text: str) -> argparse.ArgumentParser:
+        child = sub(kinds, name, help_text)
+        child.add_argument("prompt", metavar="PROMPT")
+        child.add_argument(
+            "--model", required=True, metavar="M", help="a model folder, or an id from 'studio models list'"
+        )
+        child.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (random when left out)")
+        return child
+
+    text = gen_kind("text", "generate text with a language model")
+    text.add_argument("--max-tokens", type=int, default=TextRequest.max_tokens, metavar="N")
+    text.add_argument("--temperature", type=float, default=TextRequest.temperature, metavar="F")
+    text.add_argument("--top-p", type=float, default=TextRequest.top_p, metavar="F")
+    text.add_argument("--top-k", type=int, default=TextRequest.top_k, metavar="N")
+    text.add_argument("--repetition-penalty", type=float, default=TextRequest.repetition_penalty, metavar="F")
+    text.add_argument("--system", default="", metavar="S", help="system prompt (chat models)")
+    text.add_argument("--stop", action="append", default=[], metavar="S", help="stop at this text (repeatable)")
+
+    image = gen_kind("image", "generate images with a diffusion model")
+    image.add_argument("--width", type=int, default=ImageRequest.width, metavar="W")
+    image.add_argument("--height", type=int, default=ImageRequest.height, metavar="H")
+    image.add_argument("--steps", type=int, default=ImageRequest.steps, metavar="N")
+    image.add_argument("--guidance", type=float, default=ImageRequest.guidance, metavar="F")
+    image.add_argument("--negative", default="", metavar="S", help="negative prompt")
+    image.add_argument("--count", type=int, default=ImageRequest.count, metavar="N")
+
+    music = gen_kind("music", "generate music")
+    music.add_argument("--duration", type=float, default=MusicRequest.duration, metavar="SECONDS")
+    music.add_argument("--guidance", type=float, default=MusicRequest.guidance, metavar="F")
+
+    gallery = commands.add_parser("gallery", help="list or repair the gallery")
+    gallery_commands = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = sub(gallery_commands, "list", "list gallery items, newest first")
+    listing.add_argument("--kind", choices=("text", "image", "music"))
+    listing.add_argument("--search", metavar="Q", help="words in the prompt or model name")
+    listing.add_argument("--limit", type=int, default=None, metavar="N")
+    sub(gallery_commands, "rebuild", "recreate the gallery index from the sidecar files")
+
+    models = commands.add_parser("models", help="list or add local models")
+    model_commands = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub(model_commands, "list", "list the models Studio can find")
+    add = sub(model_commands, "add", "add a folder to search for models")
+    add.add_argument("path", metavar="PATH")
+
+    verify = sub(commands, "verify", "check a file's provenance and whether it was changed")
+    verify.add_argument("file", metavar="FILE")
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed non-GUI command; returns the exit status."""
+    from studio.runtime.services import open_services, setup_logging
+
+    paths = StudioPaths.resolve(args.data_dir)
+    if args.command == "verify":
+        return _verify(args)
+    paths.ensure()
+    setup_logging(paths, verbose=args.debug)
+    if args.command == "models" and args.action == "list":
+        return _models_list(args, paths)
+    services = open_services(paths)
+    try:
+        if args.command == "gen":
+            return _gen(args, services)
+        if args.command == "gallery" and args.action == "list":
+            return _gallery_list(args, services)
+        if args.command == "gallery" and args.action == "rebuild":
+            count = services.store.rebuild()
+            _out(args, {"items": count}, f"gallery index rebuilt: {count} items")
+            return EXIT_OK
+        if args.command == "models" and args.action == "add":
+            return _models_add(args, services)
+    finally:
+        services.close()
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _request_from_args(args: argparse.Namespace) -> Request:
+    common = {"prompt": args.prompt, "model": args.model, "seed": args.seed}
+    if args.kind == "text":
+        return TextRequest(
+            **common,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            repetition_penalty=args.repetition_penalty,
+            system=args.system,
+            stop=tuple(args.stop),
+        )
+    if args.kind == "image":
+        return ImageRequest(
+            **common,
+            width=args.width,
+            height=args.height,
+            steps=args.steps,
+            guidance=args.guidance,
+            negative=args.negative,
+            count=args.count,
+        )
+    return MusicRequest(**common, duration=args.duration, guidance=args.guidance)
+
+
+def _gen(args: argparse.Namespace, services: Any) -> int:
+    request = _request_from_args(args)
+    events: queue.Queue[JobEvent] = queue.Queue()
+    services.worker.subscribe(events.put)
+    job_id = services.worker.submit(request)
+    stream_text = request.kind == "text" and not args.json
+    progress = _Progress(sys.stderr, enabled=not stream_text)
+    try:
+        while True:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if event.job_id != job_id:
+                continue
+            if event.kind is EventKind.PROGRESS:
+                progress.update(event.step, event.total)
+            elif event.kind is EventKind.PREVIEW and stream_text:
+                sys.stdout.write(event.preview)
+                sys.stdout.flush()
+            elif event.is_terminal:
+                break
+    except KeyboardInterrupt:
+        services.worker.cancel(job_id)
+        progress.finish()
+        print("studio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    progress.finish()
+    if event.kind is EventKind.CANCELLED:
+        print("studio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    if event.kind is EventKind.ERROR:
+        print(f"studio: error: {event.error}", file=sys.stderr)
+        if args.debug and event.detail:
+            print(event.detail, file=sys.stderr)
+        return EXIT_FAILED
+    if stream_text:
+        sys.stdout.write("\n")
+    for item in event.result:
+        if args.json:
+            print(json.dumps(item.to_dict(), ensure_ascii=False), flush=True)
+        elif stream_text:
+            print(f"saved {item.path} (seed {item.record.seed})", file=sys.stderr)
+        else:
+            print(item.path, flush=True)
+    return EXIT_OK
+
+
+class _Progress:
+    """A bar on a terminal; elsewhere a line at most once a second."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._tty = stream.isatty()
+        self._drawn = False
+        self._last_line = 0.0
+        self._last_step = -1
+
+    def update(self, step: int, total: int) -> None:
+        if not self._enabled or total <= 0 or step == self._last_step:
+            return
+        self._last_step = step
+        if self._tty:
+            width = 30
+            filled = int(width * min(step, total) / total)
+            self._stream.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {step}/{total}")
+            self._stream.flush()
+            self._drawn = True
+        elif time.monotonic() - self._last_line >= 1.0 or step >= total:
+            self._last_line = time.monotonic()
+            self._stream.write(f"progress {step}/{total}\n")
+
+    def finish(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
+            self._drawn = False
+
+
+def _gallery_list(args: argparse.Namespace, services: Any) -> int:
+    for item in services.store.list(kind=args.kind, search=args.search, limit=args.limit):
+        if args.json:
+            print(json.dumps(item.to_dict(), ensure_ascii=False))
+        else:
+            prompt = item.record.prompt.replace("\n", " ")
+            print(f"{item.id}  {item.kind:<5}  {item.record.created_at[:19]}  {prompt[:60]}")
+    return EXIT_OK
+
+
+def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
+    from studio.core.settings import Settings
+    from studio.runtime.services import make_catalog
+
+    for spec in make_catalog(Settings.load(paths.settings_file)).discover():
+        if args.json:
+            print(json.dumps(spec.to_dict(), ensure_ascii=False))
+        else:
+            status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
+            print(f"{spec.id:<28} {spec.kind or '?':<5} {spec.family:<12} {status}  {spec.path}")
+    return EXIT_OK
+
+
+def _models_add(args: argparse.Namespace, services: Any) -> int:
+    from studio.engines.models import ModelCatalog
+
+    folder = Path(args.path).expanduser().resolve()
+    if not folder.is_dir():
+        raise StudioError(f"{args.path} is not a folder")
+    found = ModelCatalog(None, [folder]).discover()
+    folders = services.settings.get("model_folders")
+    if str(folder) not in folders:
+        folders.append(str(folder))
+        services.settings.set("model_folders", folders)
+        services.settings.save()
+    if args.json:
+        for spec in found:
+            print(json.dumps(spec.to_dict(), ensure_ascii=False))
+    else:
+        print(f"added {folder}: {len(found)} model(s) found")
+        for spec in found:
+            print(f"  {spec.id} ({spec.kind or 'unknown'})" + ("" if spec.runnable else f": cannot run: {spec.reason}"))
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from studio.gallery.verify import verify_file
+
+    report = verify_file(Path(args.file))
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        if report.record is not None:
+            record = report.record
+            print(f"record: {record.id} ({record.kind}) from the {report.record_source}")
+            print(f"  made {record.created_at} with {record.model.get('name', '?')}, seed {record.seed}")
+            if record.prompt:
+                print(f"  prompt: {record.prompt[:200]}")
+        if report.expected_sha256:
+            print("content: " + ("unchanged since saving" if not report.tampered else "CHANGED since saving"))
+        for problem in report.problems:
+            print(f"problem: {problem}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _out(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data) if args.json else text)
+
+
+def main_cli(args: argparse.Namespace) -> int:
+    """Run a command, turning failures into one line on stderr and an exit status."""
+    try:
+        return run_command(args)
+    except InvalidRequest as exc:
+        print(f"studio: invalid {exc.field}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StudioError as exc:
+        print(f"studio: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_CANCELLED
+    except BrokenPipeError:  # the reader went away (``| head``): nothing left to say
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as exc:
+        log.exception("command failed")
+        if args.debug:
+            raise
+        print(f"studio: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return EXIT_FAILED

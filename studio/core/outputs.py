@@ -1,0 +1,29 @@
+"""What an engine hands back: the raw output of one generation, before it becomes a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GeneratedOutput:
+    """One output of a job.
+
+    ``data`` is a ``str`` for text, an RGB uint8 array (H, W, 3) for an image, and a float32
+    array (frames, channels) in [-1, 1] for audio, with ``sample_rate`` in ``info``.
+    ``info`` also carries facts for the record (token counts, a "stopped" flag, …).
+    """
+
+    kind: str
+    data: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """Everything one job produced, plus what the provenance record needs to know."""
+
+    outputs: list[GeneratedOutput]
+    model: dict[str, Any]
+    runtime: dict[str, Any]

@@ -1,0 +1,172 @@
+"""User settings: declared once with default and description, stored as versioned JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SETTINGS_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    label: str
+    description: str
+    check: Callable[[Any], bool]
+    choices: tuple[Any, ...] = ()
+
+    def accepts(self, value: Any) -> bool:
+        if self.choices and value not in self.choices:
+            return False
+        try:
+            return bool(self.check(value))
+        except Exception:  # a checker must never break loading
+            return False
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_path_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _is_model_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "model_folders",
+        [],
+        "Model folders",
+        "Folders searched for models, besides the bundled ones and the Hugging Face cache.",
+        _is_path_list,
+    ),
+    Setting("last_models", {}, "Last used models", "The model each tab used last, by kind.", _is_model_map),
+    Setting(
+        "device",
+        "auto",
+        "Device",
+        "Where models run: auto picks a CUDA or Apple GPU when there is one, else the CPU.",
+        _is_str,
+        choices=("auto", "cuda", "mps", "cpu"),
+    ),
+    Setting(
+        "low_memory",
+        False,
+        "Low-memory mode",
+        "Trade speed for memory: offload model parts to the CPU and decode images in tiles.",
+        _is_bool,
+    ),
+    Setting(
+        "embed_prompts",
+        True,
+        "Embed prompts in files",
+        "Write the prompt into each saved file. Off keeps prompts private; the AI-generated marking is always written.",
+        _is_bool,
+    ),
+    Setting(
+        "sign_outputs",
+        True,
+        "Sign outputs (C2PA)",
+        "Add content credentials signed with this installation's key.",
+        _is_bool,
+    ),
+    Setting("theme", "dark", "Theme", "Colours of the window.", _is_str, choices=("dark", "light", "system")),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings:
+    """The current values; unknown or invalid stored values fall back to the default."""
+
+    def __init__(self, path: Path | None = None, values: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self._values: dict[str, Any] = {s.name: _copy(s.default) for s in SETTINGS}
+        for name, value in (values or {}).items():
+            self._set_loaded(name, value)
+
+    @staticmethod
+    def declared() -> tuple[Setting, ...]:
+        return SETTINGS
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        settings = cls(path)
+        if not path.exists():
+            return settings
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+            return settings
+        if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
+            log.warning("settings file %s has no 'values' object; using defaults", path)
+            return settings
+        version = data.get("schema_version")
+        if version != SETTINGS_SCHEMA_VERSION:
+            log.info("settings file schema %r read as version %d", version, SETTINGS_SCHEMA_VERSION)
+        for name, value in data["values"].items():
+            settings._set_loaded(name, value)
+        return settings
+
+    def _set_loaded(self, name: str, value: Any) -> None:
+        setting = _BY_NAME.get(name)
+        if setting is None:
+            log.info("ignoring unknown setting %r", name)
+        elif not setting.accepts(value):
+            log.warning("setting %r: invalid value %r, using default %r", name, value, setting.default)
+        else:
+            self._values[name] = _copy(value)
+
+    def get(self, name: str) -> Any:
+        if name not in _BY_NAME:
+            raise KeyError(f"unknown setting {name!r}")
+        return _copy(self._values[name])
+
+    def set(self, name: str, value: Any) -> None:
+        setting = _BY_NAME.get(name)
+        if setting is None:
+            raise KeyError(f"unknown setting {name!r}")
+        if not setting.accepts(value):
+            raise ValueError(f"{setting.label}: {value!r} is not a valid value")
+        self._values[name] = _copy(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SETTINGS_SCHEMA_VERSION, "values": _copy(self._values)}
+
+    def save(self) -> None:
+        """Write atomically, so a crash mid-write keeps the previous file."""
+        if self.path is None:
+            raise ValueError("these settings have no file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _copy(value: Any) -> Any:
+    return json.loads(json.dumps(value))

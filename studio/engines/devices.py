@@ -1,0 +1,82 @@
+"""Choosing where models run (CUDA, Apple MPS or CPU) and in which precision."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str  # a torch device string: "cuda", "mps" or "cpu"
+    dtype_name: str  # "float16", "bfloat16" or "float32"
+    name: str  # what the status bar shows
+
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.dtype_name)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"device": self.device, "dtype": self.dtype_name, "name": self.name}
+
+
+def choose_device(preference: str = "auto") -> DeviceChoice:
+    """The best device allowed by ``preference``; half precision on GPUs, float32 on the CPU."""
+    import torch
+
+    if preference in ("auto", "cuda") and torch.cuda.is_available():
+        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return DeviceChoice("cuda", dtype, torch.cuda.get_device_name(0))
+    mps = getattr(torch.backends, "mps", None)
+    if preference in ("auto", "mps") and mps is not None and mps.is_available():
+        return DeviceChoice("mps", "float16", "Apple GPU (MPS)")
+    return DeviceChoice("cpu", "float32", f"CPU ({platform.machine() or 'unknown'})")
+
+
+def describe_device(choice: DeviceChoice) -> dict[str, Any]:
+    """The device with its free memory, for the status bar."""
+    info: dict[str, Any] = choice.to_dict()
+    if choice.device == "cuda":
+        import torch
+
+        free, total = torch.cuda.mem_get_info()
+        info.update(free_bytes=int(free), total_bytes=int(total))
+    return info
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for allocation failures on any device, without importing torch needlessly."""
+    if isinstance(exc, MemoryError):
+        return True
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def free_device_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in ("torch", "transformers", "diffusers", "tokenizers", "safetensors"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,221 @@
+"""Text generation with local transformers causal language models: streaming, stop, seeds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from studio.core.errors import ModelError
+from studio.core.outputs import EngineResult, GeneratedOutput
+from studio.core.requests import TextRequest
+from studio.engines.base import RunContext
+from studio.engines.devices import DeviceChoice, library_versions
+from studio.engines.models import ModelSpec
+
+
+@dataclass
+class LoadedTextModel:
+    spec: ModelSpec
+    device: DeviceChoice
+    model: Any
+    tokenizer: Any
+
+    @property
+    def context_length(self) -> int | None:
+        config = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+
+class _CancelCriteria(StoppingCriteria):
+    """The only way to stop ``generate()`` between tokens: answer True once cancel is asked."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self._ctx.cancelled, dtype=torch.bool, device=input_ids.device)
+
+
+class _EventStreamer(BaseStreamer):
+    """Turns new token ids into text chunks as soon as they decode to whole characters."""
+
+    def __init__(self, tokenizer: Any, ctx: RunContext, total: int) -> None:
+        self._tokenizer = tokenizer
+        self._ctx = ctx
+        self._total = total
+        self._prompt_seen = False
+        self._pending: list[int] = []  # ids since the last line break, decoded together
+        self._printed = 0  # characters of the pending text already sent
+        self.tokens = 0
+        self.chunks: list[str] = []
+        self.first_token_at: float | None = None
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # generate() first hands over the prompt
+            self._prompt_seen = True
+            return
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        ids = value.reshape(-1).tolist()
+        self.tokens += len(ids)
+        self._pending.extend(ids)
+        text = self._tokenizer.decode(self._pending, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+            self._ctx.progress(self.tokens, self._total)
+            return
+        self._send(text[self._printed :])
+        if text.endswith("\n"):
+            self._pending, self._printed = [], 0
+        else:
+            self._printed = len(text)
+
+    def end(self) -> None:
+        if self._pending:
+            text = self._tokenizer.decode(self._pending, skip_special_tokens=True)
+            self._send(text[self._printed :])
+        self._pending, self._printed = [], 0
+
+    def _send(self, chunk: str) -> None:
+        if chunk:
+            self.chunks.append(chunk)
+            self._ctx.preview(chunk, step=self.tokens, total=self._total)
+        self._ctx.progress(self.tokens, self._total)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+class TextEngine:
+    kind = "text"
+
+    def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedTextModel:
+        if spec.kind != "text":
+            raise ModelError(f"{spec.name} is not a text model ({spec.reason or spec.kind or 'unknown kind'})")
+        if not spec.runnable:
+            raise ModelError(f"cannot load {spec.name}: {spec.reason}")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.path, local_files_only=True, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.path,
+                local_files_only=True,
+                use_safetensors=True,
+                trust_remote_code=False,
+                dtype=device.dtype,
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot load {spec.name} as a text model: {_first_line(exc)}") from exc
+        model.to(device.device).eval()
+        return LoadedTextModel(spec, device, model, tokenizer)
+
+    def unload(self, loaded: LoadedTextModel) -> None:
+        loaded.model.to("cpu")
+
+    def generate(self, loaded: LoadedTextModel, request: TextRequest, ctx: RunContext) -> EngineResult:
+        tokenizer, model = loaded.tokenizer, loaded.model
+        notes: list[str] = []
+        encoded = self._encode_prompt(loaded, request, notes)
+        input_length = int(encoded["input_ids"].shape[1])
+        max_new = request.max_tokens
+        context = loaded.context_length
+        if context is not None and input_length + max_new > context:
+            max_new = max(1, context - input_length)
+            notes.append(f"max tokens clamped to {max_new}: the model's context is {context} tokens")
+            if input_length >= context:
+                raise ModelError(
+                    f"the prompt is {input_length} tokens, longer than the model's context of {context}: shorten it"
+                )
+        encoded = {k: v.to(loaded.device.device) for k, v in encoded.items()}
+
+        torch.manual_seed(request.seed if request.seed is not None else 0)
+        sampling = request.temperature > 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "do_sample": sampling,
+            "repetition_penalty": request.repetition_penalty,
+            "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        }
+        if sampling:
+            kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=request.top_k)
+        else:  # greedy: reset sampling defaults a model's generation_config may carry
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if request.stop:
+            kwargs.update(stop_strings=list(request.stop), tokenizer=tokenizer)
+
+        streamer = _EventStreamer(tokenizer, ctx, max_new)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(
+                **encoded,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_CancelCriteria(ctx)]),
+                **kwargs,
+            )
+        elapsed = time.perf_counter() - started
+        stopped = ctx.cancelled
+        tokens = streamer.tokens
+        first_ms = (streamer.first_token_at - started) * 1000 if streamer.first_token_at else None
+        decode_s = elapsed - (first_ms or 0) / 1000
+        info = {
+            "tokens": tokens,
+            "prompt_tokens": input_length,
+            "seconds": round(elapsed, 4),
+            "tokens_per_s": round(tokens / elapsed, 2) if elapsed > 0 else None,
+            "decode_tokens_per_s": round((tokens - 1) / decode_s, 2) if tokens > 1 and decode_s > 0 else None,
+            "first_token_ms": round(first_ms, 1) if first_ms is not None else None,
+            "stopped": stopped,
+            "chat_template": loaded.has_chat_template,
+            "notes": notes,
+        }
+        output = GeneratedOutput("text", request.continue_from + streamer.text, info)
+        runtime = {**loaded.device.to_dict(), "versions": library_versions()}
+        return EngineResult([output], loaded.spec.provenance(), runtime)
+
+    def _encode_prompt(self, loaded: LoadedTextModel, request: TextRequest, notes: list[str]) -> dict[str, Any]:
+        tokenizer = loaded.tokenizer
+        if loaded.has_chat_template:
+            messages = []
+            if request.system.strip():
+                messages.append({"role": "system", "content": request.system})
+            messages.append({"role": "user", "content": request.prompt})
+            template_options: dict[str, Any] = {"add_generation_prompt": True}
+            if request.continue_from:
+                messages.append({"role": "assistant", "content": request.continue_from})
+                template_options = {"continue_final_message": True}
+            try:
+                encoded = tokenizer.apply_chat_template(
+                    messages, return_tensors="pt", return_dict=True, **template_options
+                )
+            except Exception as exc:  # Jinja errors: some templates refuse a system role
+                if not request.system.strip():
+                    raise ModelError(f"the model's chat template failed: {_first_line(exc)}") from exc
+                notes.append("the chat template refused a system prompt; it was put before the prompt")
+                merged = [{"role": "user", "content": f"{request.system}\n\n{request.prompt}"}, *messages[2:]]
+                encoded = tokenizer.apply_chat_template(
+                    merged, return_tensors="pt", return_dict=True, **template_options
+                )
+            return dict(encoded)
+        if request.system.strip():
+            notes.append("a base model has no chat template: the system prompt was put before the prompt")
+            text = f"{request.system}\n\n{request.prompt}"
+        else:
+            text = request.prompt
+        return dict(tokenizer(text + request.continue_from, return_tensors="pt"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,1 @@
+"""The gallery: output files with their provenance, and a searchable index of them."""

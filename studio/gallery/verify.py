@@ -1,0 +1,83 @@
+"""Checking what a file says about itself: its provenance record and whether it still matches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.core.provenance import ProvenanceRecord
+from studio.gallery.metadata import read_embedded_record
+
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    record: ProvenanceRecord | None = None
+    record_source: str = ""  # "sidecar", "embedded" or ""
+    expected_sha256: str = ""
+    actual_sha256: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def tampered(self) -> bool:
+        return bool(self.expected_sha256) and self.expected_sha256 != self.actual_sha256
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None and not self.tampered and not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "record_source": self.record_source,
+            "record": self.record.to_dict() if self.record else None,
+            "expected_sha256": self.expected_sha256,
+            "actual_sha256": self.actual_sha256,
+            "hash_matches": bool(self.expected_sha256) and not self.tampered,
+            "tampered": self.tampered,
+            "problems": list(self.problems),
+            "ok": self.ok,
+        }
+
+
+def verify_file(path: Path) -> VerifyReport:
+    """Read the record from the sidecar beside ``path`` or from the file, and check its hash."""
+    path = Path(path)
+    report = VerifyReport(path)
+    if not path.is_file():
+        report.problems.append(f"{path} is not a file")
+        return report
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    report.actual_sha256 = digest.hexdigest()
+
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file() and sidecar != path and sidecar.stat().st_size <= MAX_SIDECAR_BYTES:
+        try:
+            report.record = ProvenanceRecord.from_dict(json.loads(sidecar.read_text("utf-8")))
+            report.record_source = "sidecar"
+        except (OSError, ValueError) as exc:
+            report.problems.append(f"sidecar {sidecar.name} is not a valid record: {exc}")
+    if report.record is None:
+        embedded = read_embedded_record(path)
+        if embedded is not None:
+            try:
+                report.record = ProvenanceRecord.from_dict(embedded)
+                report.record_source = "embedded"
+            except ValueError as exc:
+                report.problems.append(f"embedded record is not valid: {exc}")
+    if report.record is None:
+        report.problems.append("no Studio provenance record found in the file or beside it")
+        return report
+    expected = report.record.output.get("sha256", "")
+    report.expected_sha256 = expected if isinstance(expected, str) else ""
+    if report.tampered:
+        report.problems.append("the file's content differs from what its record states: it was changed after saving")
+    return report

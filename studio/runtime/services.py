@@ -1,0 +1,86 @@
+"""Everything a Studio run needs, built the same way for the window and the CLI."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.core.paths import StudioPaths, resources_dir
+from studio.core.settings import Settings
+from studio.engines.models import ModelCatalog
+from studio.gallery.store import GalleryStore
+from studio.runtime.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    paths: StudioPaths
+    settings: Settings
+    store: GalleryStore
+    worker: Worker
+
+    def catalog(self) -> ModelCatalog:
+        return make_catalog(self.settings)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the worker (cancelling its jobs) and close the gallery index."""
+        stopped = self.worker.shutdown(timeout)
+        if not stopped:
+            log.warning("the worker did not stop within %.0f s", timeout)
+        self.store.close()
+        return stopped
+
+
+class _LiveCatalog:
+    """Reads the model folders setting at each lookup, so added folders count at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def resolve(self, ref: str):
+        return make_catalog(self._settings).resolve(ref)
+
+
+def make_catalog(settings: Settings) -> ModelCatalog:
+    return ModelCatalog(resources_dir() / "models", settings.get("model_folders"))
+
+
+def open_services(paths: StudioPaths) -> Services:
+    paths.ensure()
+    settings = Settings.load(paths.settings_file)
+    store = GalleryStore(paths.gallery, embed_prompts=lambda: bool(settings.get("embed_prompts")))
+    worker = Worker(
+        store=store,
+        catalog=_LiveCatalog(settings),
+        device_preference=lambda: str(settings.get("device")),
+        log_file=str(paths.log_file),
+    )
+    return Services(paths, settings, store, worker)
+
+
+def setup_logging(paths: StudioPaths, *, verbose: bool = False) -> Path:
+    """A rotating log file in the logs folder; the console gets warnings (all with verbose)."""
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_studio", False):
+            root.removeHandler(handler)
+            handler.close()
+    file_handler = logging.handlers.RotatingFileHandler(
+        paths.log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    file_handler.setLevel(logging.INFO)
+    file_handler._studio = True  # type: ignore[attr-defined]
+    root.addHandler(file_handler)
+    if verbose:
+        console = logging.StreamHandler()
+        console.setLevel(logging.DEBUG)
+        console._studio = True  # type: ignore[attr-defined]
+        root.addHandler(console)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return paths.log_file

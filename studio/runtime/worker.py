@@ -1,0 +1,347 @@
+"""One worker thread that runs jobs in order, one at a time, on the device it owns.
+
+``submit`` returns a job id at once; events about the job reach every subscriber on the
+worker thread (the Qt bridge moves them to the GUI thread). Engines are imported on this
+thread, so the window is up before torch is touched. Every failure becomes an ``error``
+event and the worker takes the next job.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import logging
+import secrets
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import studio
+from studio.core.errors import JobCancelled, ModelError, NotSupportedYet, StudioError
+from studio.core.events import EventKind, JobEvent
+from studio.core.outputs import EngineResult
+from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
+from studio.core.requests import MAX_SEED, Request
+from studio.engines.base import RunContext
+from studio.runtime.model_cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+# Engines by kind, as "module:Class", imported on the worker thread when first needed.
+ENGINE_PATHS: dict[str, str] = {
+    "text": "studio.engines.text:TextEngine",
+}
+
+Listener = Callable[[JobEvent], None]
+
+
+@dataclass
+class _Job:
+    id: str
+    request: Request | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    parent: str | None = None
+    task: Callable[[_Job], None] | None = None  # internal work instead of a request
+
+
+class Worker:
+    """The one background thread that owns the device and the loaded models."""
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        catalog: Any,
+        device_preference: Callable[[], str] = lambda: "auto",
+        engines: dict[str, Any] | None = None,
+        log_file: str = "",
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._device_preference = device_preference
+        self._engines: dict[str, Any] = dict(engines or {})
+        self._log_file = log_file
+        self._listeners: list[Listener] = []
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._current: _Job | None = None
+        self._stopping = False
+        self._partials: collections.OrderedDict[str, tuple[EngineResult, Request, str | None]] = (
+            collections.OrderedDict()
+        )
+        self.cache = ModelCache()
+        self._device: Any = None
+        self._thread = threading.Thread(target=self._loop, name="studio-worker", daemon=True)
+        self._thread.start()
+
+    # -- called from any thread -------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every event (on the worker thread); returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def submit(self, request: Request, *, parent: str | None = None) -> str:
+        return self._enqueue(_Job(_new_job_id(), request, parent=parent))
+
+    def probe_device(self) -> str:
+        """Ask the worker to report its device (a ``device`` event); imports torch there."""
+        return self._enqueue(_Job(_new_job_id(), None, task=self._report_device))
+
+    def keep_partial(self, job_id: str) -> str | None:
+        """Save what a stopped job had made (text), as the user asked; None if nothing is kept."""
+        with self._cond:
+            if job_id not in self._partials:
+                return None
+        return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
+
+    def cancel(self, job_id: str) -> bool:
+        """Drop a queued job at once, or ask the running one to stop. False if unknown."""
+        with self._cond:
+            for job in self._queue:
+                if job.id == job_id:
+                    self._queue.remove(job)
+                    break
+            else:
+                job = None
+            current = self._current
+        if job is not None:
+            self._emit(JobEvent(EventKind.CANCELLED, job.id))
+            return True
+        if current is not None and current.id == job_id:
+            current.cancel.set()
+            return True
+        return False
+
+    def cancel_all(self) -> None:
+        with self._cond:
+            dropped = list(self._queue)
+            self._queue.clear()
+            current = self._current
+        for job in dropped:
+            self._emit(JobEvent(EventKind.CANCELLED, job.id))
+        if current is not None:
+            current.cancel.set()
+
+    @property
+    def queued_count(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._current is not None or bool(self._queue)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel everything, stop the thread and wait for it; True if it ended in time."""
+        with self._cond:
+            self._stopping = True
+        self.cancel_all()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the worker thread --------------------------------------------------------
+
+    def _enqueue(self, job: _Job) -> str:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the worker has shut down")
+            self._queue.append(job)
+            position = len(self._queue)
+            self._cond.notify()
+        if job.request is not None:
+            self._emit(JobEvent(EventKind.QUEUED, job.id, info={"position": position, "kind": job.request.kind}))
+        return job.id
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    break
+                job = self._queue.popleft()
+                self._current = job
+            try:
+                if job.task is not None:
+                    job.task(job)
+                else:
+                    self._run(job)
+            except BaseException:  # nothing may kill the worker
+                log.exception("unexpected failure around job %s", job.id)
+            finally:
+                with self._cond:
+                    self._current = None
+        try:
+            self.cache.clear()
+        except Exception:
+            log.exception("freeing models at shutdown failed")
+
+    def _run(self, job: _Job) -> None:
+        assert job.request is not None
+        request = job.request
+        if request.seed is None:
+            request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
+        kind = request.kind
+        self._emit(JobEvent(EventKind.STARTED, job.id, info={"kind": kind, "seed": request.seed}))
+        try:
+            if job.cancel.is_set():
+                raise JobCancelled()
+            result = self._generate(job, request)
+            if job.cancel.is_set():
+                self._remember_partial(job, result, request)
+                raise JobCancelled()
+            items = self._save(result, request, job.parent)
+            self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=_summary(result, request)))
+        except JobCancelled:
+            partial = self._partials.get(job.id)
+            info = {"partial": partial[0].outputs[0].data} if partial and partial[0].outputs else {}
+            self._emit(JobEvent(EventKind.CANCELLED, job.id, info=info))
+        except StudioError as exc:
+            log.info("job %s (%s) failed: %s", job.id, kind, exc)
+            self._emit(JobEvent(EventKind.ERROR, job.id, error=str(exc), info={"kind": kind}))
+        except Exception as exc:
+            self._emit_unexpected(job, kind, exc)
+
+    def _generate(self, job: _Job, request: Request) -> EngineResult:
+        from studio.engines.devices import free_device_memory, is_out_of_memory
+
+        spec = self._catalog.resolve(request.model)
+        if not spec.runnable:
+            raise ModelError(f"cannot use {spec.name}: {spec.reason}")
+        if spec.kind != request.kind:
+            raise ModelError(
+                f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {request.kind} model"
+            )
+        engine = self._engine(request.kind)
+        device = self._device_choice()
+        ctx = RunContext(job.id, self._emit, job.cancel)
+        try:
+            model = self.cache.get(
+                request.kind, (str(spec.path), device.device), lambda: engine.load(spec, device), engine.unload
+            )
+            ctx.raise_if_cancelled()
+            return engine.generate(model, request, ctx)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.warning("out of memory in job %s", job.id, exc_info=True)
+            self.cache.clear()
+            free_device_memory()
+            hint = (
+                "try a smaller size or fewer steps, or turn on low-memory mode"
+                if request.kind == "image"
+                else ("try a shorter length or a smaller model, or turn on low-memory mode")
+            )
+            raise StudioError(f"out of memory on {device.name}: {hint}. Loaded models were freed.") from exc
+
+    def _engine(self, kind: str) -> Any:
+        engine = self._engines.get(kind)
+        if engine is None:
+            path = ENGINE_PATHS.get(kind)
+            if path is None:
+                raise NotSupportedYet(f"{kind} generation is not supported yet in this version of Studio")
+            module_name, class_name = path.split(":")
+            engine = getattr(importlib.import_module(module_name), class_name)()
+            self._engines[kind] = engine
+        return engine
+
+    def _device_choice(self) -> Any:
+        from studio.engines.devices import choose_device
+
+        preference = self._device_preference()
+        if self._device is None or self._device[0] != preference:
+            self._device = (preference, choose_device(preference))
+        return self._device[1]
+
+    def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:
+        items = []
+        for output in result.outputs:
+            record = ProvenanceRecord(
+                id=new_item_id(),
+                kind=output.kind,
+                created_at=utc_now_iso(),
+                app={"name": studio.APP_NAME, "version": studio.__version__},
+                model=result.model,
+                request=request.to_dict(),
+                runtime=result.runtime,
+                output=dict(output.info),
+                parent=parent,
+            )
+            items.append(self._store.save(output, record))
+        return items
+
+    def _remember_partial(self, job: _Job, result: EngineResult, request: Request) -> None:
+        if not any(o.kind == "text" and o.data for o in result.outputs):
+            return  # only text keeps a stopped result; half an image or song is discarded
+        with self._cond:
+            self._partials[job.id] = (result, request, job.parent)
+            while len(self._partials) > 8:
+                self._partials.popitem(last=False)
+
+    def _save_partial(self, job: _Job, source_job_id: str) -> None:
+        with self._cond:
+            entry = self._partials.pop(source_job_id, None)
+        if entry is None:
+            return
+        result, request, parent = entry
+        self._emit(JobEvent(EventKind.STARTED, job.id, info={"kind": request.kind, "keep_of": source_job_id}))
+        try:
+            items = self._save(result, request, parent)
+        except StudioError as exc:
+            self._emit(JobEvent(EventKind.ERROR, job.id, error=str(exc)))
+            return
+        except Exception as exc:
+            self._emit_unexpected(job, request.kind, exc)
+            return
+        self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info={"keep_of": source_job_id}))
+
+    def _report_device(self, job: _Job) -> None:
+        try:
+            from studio.engines.devices import describe_device
+
+            info = describe_device(self._device_choice())
+        except Exception as exc:
+            log.exception("probing the device failed")
+            info = {"device": "unknown", "name": f"device unknown ({exc})"}
+        self._emit(JobEvent(EventKind.DEVICE, job.id, result=info))
+
+    def _emit_unexpected(self, job: _Job, kind: str, exc: BaseException) -> None:
+        log.error("job %s (%s) failed", job.id, kind, exc_info=exc)
+        where = f" Details are in {self._log_file}." if self._log_file else ""
+        message = f"{kind} generation failed: {type(exc).__name__}: {_first_line(exc)}.{where}"
+        detail = "".join(traceback.format_exception(exc))
+        self._emit(JobEvent(EventKind.ERROR, job.id, error=message, detail=detail, info={"kind": kind}))
+
+    def _emit(self, event: JobEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break the job or the others
+                log.exception("event listener failed on %s", event.kind.value)
+
+
+def _summary(result: EngineResult, request: Request) -> dict[str, Any]:
+    info: dict[str, Any] = {"kind": request.kind, "seed": request.seed}
+    if result.outputs:
+        info.update({k: v for k, v in result.outputs[0].info.items() if isinstance(v, (int, float, str, bool))})
+    return info
+
+
+def _new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "no message"

@@ -1,0 +1,30 @@
+"""Opening the window: QApplication, services, main window, and an orderly shutdown."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+import studio
+from studio.core.paths import StudioPaths
+from studio.runtime.services import open_services, setup_logging
+from studio.ui.main_window import MainWindow
+
+
+def run_gui(data_dir: str | None = None, *, debug: bool = False) -> int:
+    paths = StudioPaths.resolve(data_dir).ensure()
+    setup_logging(paths, verbose=debug)
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName(studio.APP_NAME)
+    app.setApplicationVersion(studio.__version__)
+    services = open_services(paths)
+    window = MainWindow(services)
+    window.show()
+    # Looking at the device imports torch on the worker thread, after the window is up.
+    QTimer.singleShot(0, window, services.worker.probe_device)
+    try:
+        return app.exec()
+    finally:
+        window.shutdown()

@@ -1,0 +1,137 @@
+"""The main window: a tab per medium and the gallery, menus, and a status bar."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
+
+import studio
+from studio.core.events import EventKind, JobEvent
+from studio.runtime.services import make_catalog
+from studio.ui.bridge import WorkerBridge
+from studio.ui.gallery_panel import GalleryPanel
+from studio.ui.panel_base import GenerationPanel
+from studio.ui.pending_panel import PendingPanel
+from studio.ui.text_panel import TextPanel
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, services) -> None:
+        super().__init__()
+        self.services = services
+        self._shut_down = False
+        self.setWindowTitle(studio.APP_NAME)
+        self.resize(1100, 720)
+        self.bridge = WorkerBridge(services.worker, self)
+
+        self.text_panel = TextPanel(services)
+        self.image_panel = PendingPanel(services, "image")
+        self.music_panel = PendingPanel(services, "music")
+        self.gallery_panel = GalleryPanel(services)
+        self.panels: dict[str, GenerationPanel] = {
+            "text": self.text_panel,
+            "image": self.image_panel,
+            "music": self.music_panel,
+        }
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("media tabs")
+        self.tabs.addTab(self.text_panel, "Text")
+        self.tabs.addTab(self.image_panel, "Image")
+        self.tabs.addTab(self.music_panel, "Music")
+        self.tabs.addTab(self.gallery_panel, "Gallery")
+        self.setCentralWidget(self.tabs)
+
+        for panel in self.panels.values():
+            self.bridge.event.connect(panel.on_worker_event)
+            panel.items_saved.connect(self._items_saved)
+            panel.prompt_for.connect(self._send_prompt)
+        self.bridge.event.connect(self._on_event)
+
+        self.device_label = QLabel("Device: not loaded yet")
+        self.device_label.setAccessibleName("device")
+        self.device_label.setToolTip("Where models run")
+        self.queue_label = QLabel("Queue: 0")
+        self.queue_label.setAccessibleName("queue")
+        self.queue_label.setToolTip("Jobs waiting for the worker")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().addPermanentWidget(self.queue_label)
+        self._build_menus()
+        self.refresh_models()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About Studio", self)
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
+
+    def about_text(self) -> str:
+        return (
+            f"<b>{studio.APP_NAME} {studio.__version__}</b><br>"
+            "Generate text, images and music with models on your own machine, offline.<br>"
+            f"Outputs and logs: {self.services.paths.data}"
+        )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About {studio.APP_NAME}", self.about_text())
+
+    def refresh_models(self) -> None:
+        specs = make_catalog(self.services.settings).discover()
+        last = self.services.settings.get("last_models")
+        self.text_panel.refresh_models(specs, last.get("text", ""))
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.kind is EventKind.DEVICE:
+            info = event.result or {}
+            text = f"Device: {info.get('name', 'unknown')}"
+            if info.get("free_bytes"):
+                text += f" · {info['free_bytes'] / 2**30:.1f} GiB free"
+            self.device_label.setText(text)
+        self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")
+        if event.kind is EventKind.STARTED and event.info.get("kind") in self.panels:
+            self._remember_model(event.info["kind"])
+
+    def _remember_model(self, kind: str) -> None:
+        panel = self.panels[kind]
+        picker = getattr(panel, "model_picker", None)
+        if picker is None or not picker.current_model():
+            return
+        last = self.services.settings.get("last_models")
+        if last.get(kind) != picker.current_model():
+            last[kind] = picker.current_model()
+            self.services.settings.set("last_models", last)
+            try:
+                self.services.settings.save()
+            except OSError:
+                log.warning("could not save settings", exc_info=True)
+
+    def _items_saved(self, items: list) -> None:
+        self.gallery_panel.refresh()
+        if items:
+            self.statusBar().showMessage(f"Saved {items[0].path.name}", 5000)
+
+    def _send_prompt(self, kind: str, text: str) -> None:
+        panel = self.panels.get(kind)
+        if panel is not None:
+            panel.set_prompt(text)
+            self.tabs.setCurrentWidget(panel)
+
+    def shutdown(self) -> None:
+        """Cancel running jobs and stop the worker; safe to call twice."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.bridge.detach()
+        self.services.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""Reusable widgets that hold no application state."""

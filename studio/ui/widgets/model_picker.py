@@ -1,0 +1,47 @@
+"""A combo box of the models of one kind, with the reason shown for those that cannot run."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QWidget
+
+
+class ModelPicker(QComboBox):
+    """Lists runnable models of one kind; the item data is the model's folder path."""
+
+    model_changed = Signal(str)
+
+    def __init__(self, kind: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.setAccessibleName(f"{kind} model")
+        self.setToolTip(f"The {kind} model to use. Add models with 'studio models add FOLDER'.")
+        self.setMinimumContentsLength(24)
+        self.currentIndexChanged.connect(self._emit_changed)
+
+    def set_models(self, specs: list, preferred: str = "") -> None:
+        """Fill with ``specs`` of this kind; select ``preferred`` (a path or id) when present."""
+        self.blockSignals(True)
+        self.clear()
+        for spec in specs:
+            if spec.kind != self.kind or not spec.runnable:
+                continue
+            self.addItem(spec.name, str(spec.path))
+            self.setItemData(self.count() - 1, f"{spec.family} · {spec.path}", 3)  # Qt.ToolTipRole
+        if self.count() == 0:
+            self.addItem(f"No {self.kind} models found", "")
+            self.setEnabled(False)
+        else:
+            self.setEnabled(True)
+            for index in range(self.count()):
+                if preferred and preferred in (self.itemData(index), self.itemText(index)):
+                    self.setCurrentIndex(index)
+                    break
+        self.blockSignals(False)
+        self._emit_changed()
+
+    def current_model(self) -> str:
+        return str(self.currentData() or "")
+
+    def _emit_changed(self, *_args: object) -> None:
+        self.model_changed.emit(self.current_model())

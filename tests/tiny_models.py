@@ -1,0 +1,255 @@
+"""Builders for tiny, randomly initialised models saved in the real on-disk formats.
+
+Each builder writes a folder with ``save_pretrained`` (safetensors) that the app then
+loads through the same ``from_pretrained`` path a user's model takes. They are seeded,
+so two builds give the same weights, and each takes well under a second on a CPU.
+Benchmarks reuse them for their quick runs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+_CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a painter mixes blue and yellow to make green",
+    "music is the space between the notes",
+    "light falls on the hills at dawn and the birds sing",
+    "every artist was first an amateur",
+    "colour, rhythm and line make a picture",
+] * 20
+
+
+def build_tiny_causal_lm(folder: Path, *, chat_template: bool = True, seed: int = 0) -> Path:
+    """A ~100k-parameter LlamaForCausalLM with a byte-level BPE tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    special = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="</s>",
+    )
+    if chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_tiny_sd_pipeline(folder: Path, *, seed: int = 0) -> Path:
+    """A StableDiffusionPipeline with a tiny UNet and a four-block VAE (scale factor 8)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=(4, 8, 8, 8),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=2,
+        layers_per_block=1,
+        sample_size=32,
+    )
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            hidden_size=16,
+            intermediate_size=32,
+            layer_norm_eps=1e-05,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            pad_token_id=1,
+            vocab_size=1000,
+            max_position_embeddings=77,
+        )
+    )
+    with tempfile.TemporaryDirectory() as src:
+        tokenizer = _tiny_clip_tokenizer(Path(src), CLIPTokenizer)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _tiny_clip_tokenizer(src: Path, tokenizer_class):
+    """A CLIP tokenizer written as vocab.json + merges.txt, the files a real one has."""
+    src.mkdir(parents=True, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in letters:
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    merges = ["#version: 0.2"]
+    for pair in ("t h", "th e</w>", "a n", "r e"):
+        left, right = pair.split(" ")
+        merged = left + right
+        vocab.setdefault(merged, len(vocab))
+        merges.append(pair)
+    (src / "vocab.json").write_text(json.dumps(vocab))
+    (src / "merges.txt").write_text("\n".join(merges) + "\n")
+    tokenizer = tokenizer_class(
+        vocab_file=str(src / "vocab.json"), merges_file=str(src / "merges.txt"), model_max_length=77
+    )
+    return tokenizer
+
+
+def build_tiny_musicgen(folder: Path, *, seed: int = 0) -> Path:
+    """A MusicgenForConditionalGeneration: tiny T5, EnCodec at 32 kHz / hop 640 (50 frames/s)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        PreTrainedTokenizerFast,
+        T5Config,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text_config = T5Config(
+        vocab_size=120,
+        d_model=16,
+        d_kv=4,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    # ratios multiply to the hop length: 8 * 5 * 4 * 4 = 640 samples per frame at 32 kHz.
+    audio_config = EncodecConfig(
+        sampling_rate=32000,
+        audio_channels=1,
+        num_filters=4,
+        hidden_size=16,
+        codebook_size=64,
+        codebook_dim=16,
+        upsampling_ratios=[8, 5, 4, 4],
+        num_residual_layers=1,
+        num_lstm_layers=1,
+        target_bandwidths=[2.2],
+        normalize=False,
+        use_causal_conv=False,
+    )
+    decoder_config = MusicgenDecoderConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        ffn_dim=32,
+        num_codebooks=4,
+        max_position_embeddings=4096,
+        pad_token_id=64,
+        bos_token_id=64,
+        decoder_start_token_id=64,
+        audio_channels=1,
+    )
+    config = MusicgenConfig(
+        text_encoder=text_config.to_dict(),
+        audio_encoder=audio_config.to_dict(),
+        decoder=decoder_config.to_dict(),
+    )
+    torch.manual_seed(seed)
+    model = MusicgenForConditionalGeneration(config)
+    # EnCodec's codebooks start as zeros, so every code would decode to the same sound.
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+    model.generation_config.decoder_start_token_id = 64
+    model.generation_config.pad_token_id = 64
+    model.generation_config.max_length = 1500
+    model.generation_config.guidance_scale = 3.0
+    model.generation_config.do_sample = True
+    model.save_pretrained(folder, safe_serialization=True)
+
+    words = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(vocab_size=120, special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False)
+    words.train_from_iterator(_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+    return folder
