@@ -109,7 +109,7 @@ def test_same_model_is_loaded_once(make_worker):
     assert engine.loads == ["m", "other"]
 
 
-def test_an_exception_becomes_an_error_and_the_worker_goes_on(make_worker):
+def test_an_exception_becomes_an_error_and_the_worker_goes_on(make_worker, caplog):
     worker, log, _ = make_worker()
     bad = worker.submit(TextRequest(prompt="explode", model="m"))
     good = worker.submit(TextRequest(prompt="fine", model="m"))
@@ -117,6 +117,8 @@ def test_an_exception_becomes_an_error_and_the_worker_goes_on(make_worker):
     assert error.kind.value == "error"
     assert "ZeroDivisionError" in error.error and "deep inside a library" in error.error
     assert "Traceback" in error.detail
+    logged = [r for r in caplog.records if r.exc_info and r.name == "studio.runtime.worker"]
+    assert logged and logged[0].exc_info[0] is ZeroDivisionError
     assert log.wait_end(good).kind.value == "finished"
 
 

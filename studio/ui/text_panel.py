@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtCore import QRegularExpression, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QKeySequence, QRegularExpressionValidator, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -92,7 +93,11 @@ class TextPanel(GenerationPanel):
             "repetition penalty",
             "Above 1 discourages repeating what was written.",
         )
-        self.seed = _spin(0, MAX_SEED, 0, "seed", "The random seed; the same seed and settings give the same text.")
+        # A line edit, not a spin box: seeds go up to 2**32 - 1, past a QSpinBox's int range.
+        self.seed = QLineEdit("0")
+        self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{1,10}")))
+        self.seed.setAccessibleName("seed")
+        self.seed.setToolTip(f"The random seed (0 to {MAX_SEED}); the same seed and settings give the same text.")
         self.random_seed = QCheckBox("Random")
         self.random_seed.setChecked(True)
         self.random_seed.setAccessibleName("random seed")
@@ -236,7 +241,7 @@ class TextPanel(GenerationPanel):
         return TextRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
-            seed=None if self.random_seed.isChecked() else self.seed.value(),
+            seed=None if self.random_seed.isChecked() else int(self.seed.text() or 0),
             system=self.system.toPlainText(),
             max_tokens=self.max_tokens.value(),
             temperature=self.temperature.value(),

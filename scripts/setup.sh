@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up a virtual environment in .venv with Studio and its test tools (idempotent, quick when done).
+#
+# torch is not pinned by the package, so a GPU user keeps the CUDA build they installed.
+# When .venv has no torch yet, this installs STUDIO_TORCH_SPEC (default: torch==2.13.0, the
+# CPU build the test machines carry). Set it to e.g. "torch" to let pip choose.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_bin="${PYTHON:-}"
+if [ -z "$python_bin" ]; then
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python_bin="$candidate"; break; fi
+  done
+fi
+"$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "Studio needs Python 3.11 or newer; $python_bin is $("$python_bin" --version 2>&1)" >&2
+  exit 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv with $python_bin" >&2
+  "$python_bin" -m venv .venv
+fi
+venv_python=.venv/bin/python
+
+stamp=.venv/.studio-setup
+wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+  exit 0
+fi
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! "$venv_python" -c 'import torch' >/dev/null 2>&1; then
+  echo "installing ${STUDIO_TORCH_SPEC:-torch==2.13.0}" >&2
+  "$venv_python" -m pip install -q "${STUDIO_TORCH_SPEC:-torch==2.13.0}"
+fi
+echo "installing Studio and its test tools" >&2
+"$venv_python" -m pip install -q -e ".[dev]"
+echo "$wanted" > "$stamp"

@@ -1,0 +1,106 @@
+"""The headless command line, run as a separate process like an artist's script would."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import studio
+
+
+def studio_cli(*args, data_dir, check=False):
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", *args], capture_output=True, text=True, env=env, timeout=180, check=False
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_version(data_dir):
+    result = studio_cli("--version", data_dir=data_dir, check=True)
+    assert result.stdout.strip() == f"studio {studio.__version__}"
+
+
+def test_gen_text_json_round_trip_through_worker_and_gallery(data_dir, tiny_lm):
+    result = studio_cli("gen", "text", "a quiet dawn", "--model", str(tiny_lm), "--seed", "9", "--max-tokens", "12",
+                        "--json", data_dir=data_dir, check=True)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    item = json.loads(lines[0])
+    assert item["kind"] == "text" and item["seed"] == 9
+    assert os.path.isabs(item["path"]) and os.path.exists(item["path"])
+    listed = [json.loads(line) for line in studio_cli("gallery", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()]
+    assert [entry["id"] for entry in listed] == [item["id"]]
+    found = studio_cli("gallery", "list", "--search", "quiet", "--json", data_dir=data_dir, check=True).stdout
+    assert item["id"] in found
+    assert studio_cli("gallery", "list", "--search", "thunder", "--json", data_dir=data_dir).stdout == ""
+    assert studio_cli("verify", item["path"], data_dir=data_dir).returncode == 0
+    with open(item["path"], "a") as handle:
+        handle.write("tampered")
+    assert studio_cli("verify", item["path"], data_dir=data_dir).returncode != 0
+
+
+def test_gen_text_streams_to_stdout_without_json(data_dir, tiny_lm):
+    result = studio_cli("gen", "text", "colour", "--model", str(tiny_lm), "--max-tokens", "8", data_dir=data_dir, check=True)
+    assert result.stdout.strip()
+    assert "saved " in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gen", "text", "   ", "--model", "m"], "invalid prompt"),
+        (["gen", "image", "fox", "--model", "m", "--width", "500"], "multiple of 8"),
+        (["gen", "text", "x", "--model", "no-such-model"], "studio models list"),
+        (["gen", "music", "x", "--model", "m", "--duration", "-1"], "duration"),
+        (["verify", "/no/such/file.png"], ""),
+    ],
+)
+def test_errors_are_one_line_and_a_failing_status(data_dir, args, message):
+    result = studio_cli(*args, data_dir=data_dir)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    if message:
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_models_add_and_list_json(data_dir, tiny_lm, tiny_sd, tiny_musicgen):
+    studio_cli("models", "add", str(tiny_lm.parent), data_dir=data_dir, check=True)
+    rows = [json.loads(line) for line in studio_cli("models", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["tiny-chat-lm"]["kind"] == "text"
+    assert by_id["tiny-sd"]["kind"] == "image"
+    assert by_id["tiny-musicgen"]["kind"] == "music"
+    assert all({"id", "kind", "family", "path", "runnable", "reason"} <= row.keys() for row in rows)
+    # a model id now works in place of a folder
+    result = studio_cli("gen", "text", "x", "--model", "tiny-chat-lm", "--max-tokens", "3", "--json", data_dir=data_dir, check=True)
+    assert json.loads(result.stdout)["kind"] == "text"
+
+
+def test_gallery_rebuild_counts_items(data_dir, tiny_lm):
+    studio_cli("gen", "text", "x", "--model", str(tiny_lm), "--max-tokens", "3", data_dir=data_dir, check=True)
+    result = studio_cli("gallery", "rebuild", "--json", data_dir=data_dir, check=True)
+    assert json.loads(result.stdout) == {"items": 1}
+
+
+def test_unsupported_kind_says_so(data_dir, tiny_sd):
+    result = studio_cli("gen", "image", "fox", "--model", str(tiny_sd), data_dir=data_dir)
+    assert result.returncode == 1
+    assert "not supported yet" in result.stderr
+
+
+def test_a_broken_model_is_named_on_stderr_and_in_the_log_file(data_dir, tiny_lm, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken-lm"
+    shutil.copytree(tiny_lm, broken)
+    (broken / "tokenizer.json").write_text("{}")
+    result = studio_cli("gen", "text", "x", "--model", str(broken), data_dir=data_dir)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "broken-lm" in result.stderr
+    assert "broken-lm" in (data_dir / "logs" / "studio.log").read_text()

@@ -1,0 +1,109 @@
+"""The main window, offscreen, with the real worker and the tiny language model."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, services):
+    main = MainWindow(services)
+    qtbot.addWidget(main)
+    main.show()
+    yield main
+    main.shutdown()
+
+
+def test_window_has_the_tabs_menus_and_status_bar(window):
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Text", "Image", "Music", "Gallery"]
+    menus = [action.text() for action in window.menuBar().actions()]
+    assert menus == ["&File", "&Help"]
+    assert "0.1.0" in window.about_text()
+    assert window.queue_label.text() == "Queue: 0"
+
+
+def test_device_is_shown_once_the_worker_has_looked(window, qtbot):
+    window.services.worker.probe_device()
+    qtbot.waitUntil(lambda: "CPU" in window.device_label.text(), timeout=60000)
+
+
+def test_window_shows_without_importing_torch(tmp_path):
+    # A fresh process: the test session itself has imported torch long ago.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from PySide6.QtWidgets import QApplication
+        from studio.core.paths import StudioPaths
+        from studio.runtime.services import open_services
+        from studio.ui.main_window import MainWindow
+        app = QApplication([])
+        services = open_services(StudioPaths.under({str(tmp_path)!r}))
+        window = MainWindow(services)
+        window.show()
+        for _ in range(20):
+            app.processEvents()
+        print("torch loaded:", "torch" in sys.modules)
+        window.shutdown()
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "torch loaded: False" in result.stdout
+
+
+def test_generate_streams_tokens_stop_button_follows_and_gallery_gets_the_item(window, qtbot, tiny_lm):
+    panel = window.text_panel
+    window.services.settings.set("model_folders", [str(tiny_lm.parent)])
+    window.refresh_models()
+    index = panel.model_picker.findData(str(tiny_lm))
+    assert index >= 0
+    panel.model_picker.setCurrentIndex(index)
+    assert not panel.generate_button.isEnabled()  # no prompt yet
+    assert "prompt" in panel.hint.text().lower()
+    qtbot.keyClicks(panel.prompt, "the painter")
+    assert panel.generate_button.isEnabled() and not panel.stop_button.isEnabled()
+    panel.max_tokens.setValue(40)
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert panel.stop_button.isEnabled() and not panel.generate_button.isEnabled()
+    with qtbot.waitSignal(panel.items_saved, timeout=60000) as saved:
+        pass
+    item = saved.args[0][0]
+    assert panel.output.toPlainText()
+    assert item.path.read_text("utf-8").rstrip("\n").endswith(panel.output.toPlainText())
+    assert panel.generate_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert "tokens/s" in panel.stats.text()
+    assert panel.history.count() == 1
+    qtbot.waitUntil(lambda: window.gallery_panel.items.count() == 1)
+    assert window.services.settings.get("last_models")["text"] == str(tiny_lm)
+
+
+def test_stop_keeps_the_text_and_offers_to_keep_it(window, qtbot, tiny_lm):
+    panel = window.text_panel
+    window.services.settings.set("model_folders", [str(tiny_lm.parent)])
+    window.refresh_models()
+    panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(tiny_lm)))
+    panel.prompt.setPlainText("a long story")
+    panel.max_tokens.setValue(20000)  # clamped to the context; long enough to stop
+    panel.generate()
+    qtbot.waitUntil(lambda: bool(panel.output.toPlainText()), timeout=60000)
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.keep_button.isVisible() or "Cancelled" in panel.stopped_note.text(), timeout=30000)
+    assert "Stopped" in panel.stopped_note.text()
+    assert window.services.store.list() == []
+    with qtbot.waitSignal(panel.items_saved, timeout=30000):
+        qtbot.mouseClick(panel.keep_button, Qt.MouseButton.LeftButton)
+    assert len(window.services.store.list()) == 1
+
+
+def test_use_as_image_prompt_fills_the_image_tab(window, qtbot):
+    panel = window.text_panel
+    panel.output.setPlainText("a lighthouse in fog")
+    panel._update_buttons()
+    qtbot.mouseClick(panel.to_image, Qt.MouseButton.LeftButton)
+    assert window.image_panel.prompt.toPlainText() == "a lighthouse in fog"
+    assert window.tabs.currentWidget() is window.image_panel
