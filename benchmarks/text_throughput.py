@@ -25,10 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def build_model(folder: Path) -> Path:
+    import tiny_models
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    import tiny_models
 
     tiny_models.build_tiny_causal_lm(folder)  # for its tokenizer and chat template
     vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
@@ -124,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    import studio.engines  # noqa: F401 - offline, quiet Hugging Face settings before their import
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    import studio.engines  # noqa: F401 - offline, quiet Hugging Face settings before their import
     from studio.core.paths import StudioPaths
     from studio.runtime.services import open_services
 

@@ -20,8 +20,8 @@ for _var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HO
 os.environ["HF_HOME"] = str(_SESSION_HOME / "hf-home")
 
 import pytest  # noqa: E402
-
 import tiny_models  # noqa: E402
+
 from studio.core.paths import StudioPaths  # noqa: E402
 
 

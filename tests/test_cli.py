@@ -26,14 +26,29 @@ def test_version(data_dir):
 
 
 def test_gen_text_json_round_trip_through_worker_and_gallery(data_dir, tiny_lm):
-    result = studio_cli("gen", "text", "a quiet dawn", "--model", str(tiny_lm), "--seed", "9", "--max-tokens", "12",
-                        "--json", data_dir=data_dir, check=True)
+    result = studio_cli(
+        "gen",
+        "text",
+        "a quiet dawn",
+        "--model",
+        str(tiny_lm),
+        "--seed",
+        "9",
+        "--max-tokens",
+        "12",
+        "--json",
+        data_dir=data_dir,
+        check=True,
+    )
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     item = json.loads(lines[0])
     assert item["kind"] == "text" and item["seed"] == 9
     assert os.path.isabs(item["path"]) and os.path.exists(item["path"])
-    listed = [json.loads(line) for line in studio_cli("gallery", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()]
+    listed = [
+        json.loads(line)
+        for line in studio_cli("gallery", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()
+    ]
     assert [entry["id"] for entry in listed] == [item["id"]]
     found = studio_cli("gallery", "list", "--search", "quiet", "--json", data_dir=data_dir, check=True).stdout
     assert item["id"] in found
@@ -45,7 +60,9 @@ def test_gen_text_json_round_trip_through_worker_and_gallery(data_dir, tiny_lm):
 
 
 def test_gen_text_streams_to_stdout_without_json(data_dir, tiny_lm):
-    result = studio_cli("gen", "text", "colour", "--model", str(tiny_lm), "--max-tokens", "8", data_dir=data_dir, check=True)
+    result = studio_cli(
+        "gen", "text", "colour", "--model", str(tiny_lm), "--max-tokens", "8", data_dir=data_dir, check=True
+    )
     assert result.stdout.strip()
     assert "saved " in result.stderr
 
@@ -71,14 +88,19 @@ def test_errors_are_one_line_and_a_failing_status(data_dir, args, message):
 
 def test_models_add_and_list_json(data_dir, tiny_lm, tiny_sd, tiny_musicgen):
     studio_cli("models", "add", str(tiny_lm.parent), data_dir=data_dir, check=True)
-    rows = [json.loads(line) for line in studio_cli("models", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in studio_cli("models", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()
+    ]
     by_id = {row["id"]: row for row in rows}
     assert by_id["tiny-chat-lm"]["kind"] == "text"
     assert by_id["tiny-sd"]["kind"] == "image"
     assert by_id["tiny-musicgen"]["kind"] == "music"
     assert all({"id", "kind", "family", "path", "runnable", "reason"} <= row.keys() for row in rows)
     # a model id now works in place of a folder
-    result = studio_cli("gen", "text", "x", "--model", "tiny-chat-lm", "--max-tokens", "3", "--json", data_dir=data_dir, check=True)
+    result = studio_cli(
+        "gen", "text", "x", "--model", "tiny-chat-lm", "--max-tokens", "3", "--json", data_dir=data_dir, check=True
+    )
     assert json.loads(result.stdout)["kind"] == "text"
 
 

@@ -68,4 +68,6 @@ def test_provenance_record_refuses_what_is_not_one():
     with pytest.raises(ValueError):
         ProvenanceRecord.from_dict({"schema": "other/1", "id": "x", "kind": "text", "created_at": "now"})
     with pytest.raises(ValueError):
-        ProvenanceRecord.from_dict({"schema": "studio.provenance/1", "id": "x", "kind": "text", "created_at": "t", "model": []})
+        ProvenanceRecord.from_dict(
+            {"schema": "studio.provenance/1", "id": "x", "kind": "text", "created_at": "t", "model": []}
+        )

@@ -98,7 +98,9 @@ def test_stop_strings_end_the_text(tiny_lm):
 def test_continue_extends_the_earlier_text(services, tiny_lm):
     _, first = _run(services, TextRequest(prompt="dawn", model=str(tiny_lm), max_tokens=6, seed=1))
     earlier = _saved_text(first.result[0])
-    _, more = _run(services, TextRequest(prompt="dawn", model=str(tiny_lm), max_tokens=6, seed=1, continue_from=earlier))
+    _, more = _run(
+        services, TextRequest(prompt="dawn", model=str(tiny_lm), max_tokens=6, seed=1, continue_from=earlier)
+    )
     assert _saved_text(more.result[0]).startswith(earlier)
     assert len(_saved_text(more.result[0])) > len(earlier)
 
@@ -115,7 +117,9 @@ def test_broken_model_folder_is_a_clear_error(services, tiny_lm, tmp_path, broke
     copy = tmp_path / "copy"
     shutil.copytree(tiny_lm, copy)
     if broken == "config":
-        (copy / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": "x"}')
+        (copy / "config.json").write_text(
+            '{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": "x"}'
+        )
     else:
         weights = copy / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:100])

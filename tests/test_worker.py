@@ -56,7 +56,9 @@ class FakeTextEngine:
             ctx.preview(f"w{step} ", step, self.steps)
             ctx.progress(step, self.steps)
         info = {"stopped": ctx.cancelled}
-        return EngineResult([GeneratedOutput("text", " ".join(words), info)], model["spec"].provenance(), {"device": "cpu"})
+        return EngineResult(
+            [GeneratedOutput("text", " ".join(words), info)], model["spec"].provenance(), {"device": "cpu"}
+        )
 
 
 @pytest.fixture
@@ -148,7 +150,7 @@ def test_not_supported_kind_is_an_error_not_a_crash(make_worker):
 
 def test_cancel_a_queued_job_removes_it_at_once(make_worker):
     engine = FakeTextEngine(steps=50, step_time=0.01)
-    worker, log, store = make_worker(engine)
+    worker, log, _store = make_worker(engine)
     running = worker.submit(TextRequest(prompt="long", model="m"))
     queued = worker.submit(TextRequest(prompt="never", model="m"))
     assert worker.cancel(queued)
@@ -174,7 +176,7 @@ def test_cancel_a_running_job_stops_within_a_step_and_saves_nothing(make_worker)
 
 def test_a_stopped_text_can_be_kept_on_request(make_worker):
     engine = FakeTextEngine(steps=1000, step_time=0.005)
-    worker, log, store = make_worker(engine)
+    worker, log, _store = make_worker(engine)
     job = worker.submit(TextRequest(prompt="long", model="m"))
     log.wait_for(lambda e: e.job_id == job and e.kind.value == "progress" and e.step >= 2)
     worker.cancel(job)
