@@ -91,7 +91,7 @@ def test_stop_keeps_the_text_and_offers_to_keep_it(window, qtbot, tiny_lm):
     panel.max_tokens.setValue(20000)  # clamped to the context; long enough to stop
     panel.generate()
     qtbot.waitUntil(lambda: bool(panel.output.toPlainText()), timeout=60000)
-    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(panel.prompt, Qt.Key.Key_Escape)  # Esc stops, like the Stop button
     qtbot.waitUntil(lambda: panel.keep_button.isVisible() or "Cancelled" in panel.stopped_note.text(), timeout=30000)
     assert "Stopped" in panel.stopped_note.text()
     assert window.services.store.list() == []

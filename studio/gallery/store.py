@@ -186,7 +186,8 @@ class GalleryStore:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.index_path, timeout=30, isolation_level=None)
+            # check_same_thread=False only so close() can close every thread's connection at shutdown.
+            db = sqlite3.connect(self.index_path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
@@ -209,10 +210,7 @@ class GalleryStore:
         """Close every thread's connection (call once no other thread uses the store)."""
         with self._connections_lock:
             for db in self._connections:
-                try:
-                    db.close()
-                except sqlite3.ProgrammingError:
-                    pass  # made on a thread that is gone; it is closed when collected
+                db.close()
             self._connections.clear()
         self._local = threading.local()
 

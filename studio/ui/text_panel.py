@@ -229,6 +229,7 @@ class TextPanel(GenerationPanel):
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(self.generate)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop)
 
     def _toggle_more(self, shown: bool) -> None:
         self.more.setVisible(shown)
