@@ -110,8 +110,8 @@ def test_gallery_rebuild_counts_items(data_dir, tiny_lm):
     assert json.loads(result.stdout) == {"items": 1}
 
 
-def test_unsupported_kind_says_so(data_dir, tiny_sd):
-    result = studio_cli("gen", "image", "fox", "--model", str(tiny_sd), data_dir=data_dir)
+def test_unsupported_kind_says_so(data_dir, tiny_musicgen):
+    result = studio_cli("gen", "music", "calm", "--model", str(tiny_musicgen), data_dir=data_dir)
     assert result.returncode == 1
     assert "not supported yet" in result.stderr
 

@@ -140,9 +140,11 @@ def test_out_of_memory_says_what_to_try(make_worker):
     assert log.wait_end(worker.submit(TextRequest(prompt="ok", model="m"))).kind.value == "finished"
 
 
-def test_not_supported_kind_is_an_error_not_a_crash(make_worker):
+def test_not_supported_kind_is_an_error_not_a_crash(make_worker, monkeypatch):
     from studio.core.requests import ImageRequest
+    from studio.runtime import worker as worker_module
 
+    monkeypatch.delitem(worker_module.ENGINE_PATHS, "image")
     worker, log, _ = make_worker()
     event = log.wait_end(worker.submit(ImageRequest(prompt="x", model="img-model")))
     assert event.kind.value == "error" and "not supported yet" in event.error

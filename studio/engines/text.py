@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
+from transformers.utils import logging as transformers_logging
 
 from studio.core.errors import ModelError
 from studio.core.outputs import EngineResult, GeneratedOutput
@@ -16,6 +17,8 @@ from studio.core.requests import TextRequest
 from studio.engines.base import RunContext
 from studio.engines.devices import DeviceChoice, library_versions
 from studio.engines.models import ModelSpec
+
+transformers_logging.disable_progress_bar()  # progress reaches the user as events, not on stderr
 
 
 @dataclass

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Engines by kind, as "module:Class", imported on the worker thread when first needed.
 ENGINE_PATHS: dict[str, str] = {
     "text": "studio.engines.text:TextEngine",
+    "image": "studio.engines.image:ImageEngine",
 }
 
 Listener = Callable[[JobEvent], None]

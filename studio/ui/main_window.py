@@ -29,7 +29,12 @@ class MainWindow(QMainWindow):
         self.bridge = WorkerBridge(services.worker, self)
 
         self.text_panel = TextPanel(services)
-        self.image_panel = PendingPanel(services, "image")
+        self.image_panel = PendingPanel(
+            services,
+            "image",
+            note="The Image tab's controls are not in this version yet; images can be generated from the "
+            "command line: studio gen image PROMPT --model FOLDER. The prompt sent here is kept.",
+        )
         self.music_panel = PendingPanel(services, "music")
         self.gallery_panel = GalleryPanel(services)
         self.panels: dict[str, GenerationPanel] = {

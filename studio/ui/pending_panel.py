@@ -10,7 +10,7 @@ from studio.ui.panel_base import GenerationPanel
 class PendingPanel(GenerationPanel):
     """Holds the prompt another tab sends here, and explains that generation is not here yet."""
 
-    def __init__(self, services, kind: str, parent: QWidget | None = None) -> None:
+    def __init__(self, services, kind: str, note: str = "", parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
         self.kind = kind
         self.prompt = QPlainTextEdit()
@@ -18,7 +18,8 @@ class PendingPanel(GenerationPanel):
         self.prompt.setToolTip(f"A prompt for {kind} generation")
         self.prompt.setPlaceholderText(f"A prompt for {kind} generation")
         notice = QLabel(
-            f"{kind.capitalize()} generation is not in this version of Studio yet. "
+            note
+            or f"{kind.capitalize()} generation is not in this version of Studio yet. "
             "The prompt you write or send here is kept for when it is."
         )
         notice.setWordWrap(True)
