@@ -22,7 +22,6 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._slots: dict[str, _Entry] = {}
-        self.loads = 0
 
     def get(self, kind: str, key: Any, load: Callable[[], Any], unload: Callable[[Any], None]) -> Any:
         entry = self._slots.get(kind)
@@ -31,7 +30,6 @@ class ModelCache:
         if entry is not None:
             self._drop(kind)
         model = load()
-        self.loads += 1
         self._slots[kind] = _Entry(key, model, unload)
         return model
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from studio.core.paths import StudioPaths, resources_dir
 from studio.core.settings import Settings
-from studio.engines.models import ModelCatalog
+from studio.engines.models import ModelCatalog, ModelSpec
 from studio.gallery.store import GalleryStore
 from studio.runtime.worker import Worker
 
@@ -22,9 +22,6 @@ class Services:
     settings: Settings
     store: GalleryStore
     worker: Worker
-
-    def catalog(self) -> ModelCatalog:
-        return make_catalog(self.settings)
 
     def close(self, timeout: float = 10.0) -> bool:
         """Stop the worker (cancelling its jobs) and close the gallery index."""
@@ -41,7 +38,7 @@ class _LiveCatalog:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def resolve(self, ref: str):
+    def resolve(self, ref: str) -> ModelSpec:
         return make_catalog(self._settings).resolve(ref)
 
 
