@@ -18,24 +18,24 @@ def test_defaults_declared_once_with_descriptions():
 def test_save_and_load_round_trip(tmp_path):
     path = tmp_path / "settings.json"
     settings = Settings(path)
-    settings.set("low_memory", True)
+    settings.set("memory_mode", "low")
     settings.set("model_folders", ["/models"])
     settings.save()
     stored = json.loads(path.read_text())
     assert stored["schema_version"] == SETTINGS_SCHEMA_VERSION
     again = Settings.load(path)
-    assert again.get("low_memory") is True
+    assert again.get("memory_mode") == "low"
     assert again.get("model_folders") == ["/models"]
 
 
 def test_invalid_stored_value_falls_back_to_default_with_a_log_line(tmp_path, caplog):
     path = tmp_path / "settings.json"
-    path.write_text(json.dumps({"schema_version": 1, "values": {"device": "tpu", "low_memory": "yes"}}))
+    path.write_text(json.dumps({"schema_version": 1, "values": {"device": "tpu", "compile_models": "yes"}}))
     with caplog.at_level(logging.WARNING):
         settings = Settings.load(path)
     assert settings.get("device") == "auto"
-    assert settings.get("low_memory") is False
-    assert "device" in caplog.text and "low_memory" in caplog.text
+    assert settings.get("compile_models") is False
+    assert "device" in caplog.text and "compile_models" in caplog.text
 
 
 def test_corrupt_settings_file_gives_defaults(tmp_path):

@@ -15,8 +15,10 @@ class EventKind(enum.StrEnum):
     FINISHED = "finished"
     CANCELLED = "cancelled"
     ERROR = "error"
-    # Not about a job: the worker describing its device once it has looked.
+    # Not about a job: the worker describing its device once it has looked,
+    # and what a model offers (its schedulers, native size…) when a panel asked.
     DEVICE = "device"
+    MODEL_INFO = "model_info"
 
 
 TERMINAL_KINDS = frozenset({EventKind.FINISHED, EventKind.CANCELLED, EventKind.ERROR})

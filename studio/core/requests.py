@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -100,10 +101,20 @@ class ImageRequest(_Request):
     guidance: float = 7.0
     scheduler: str = ""
     count: int = 1
+    # Image-to-image: the picture to start from (a file path) and how much of it to repaint.
+    init_image: str = ""
+    strength: float = 0.6
 
     def _validate(self) -> None:
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
+        if not isinstance(self.scheduler, str):
+            raise InvalidRequest("scheduler", "the scheduler must be a name")
+        if not isinstance(self.init_image, str):
+            raise InvalidRequest("init_image", "the starting image must be a file path")
+        if self.init_image and not os.path.isfile(self.init_image):
+            raise InvalidRequest("init_image", f"the starting image {self.init_image} does not exist")
+        _check_range("strength", self.strength, 0.01, 1.0, " (how much of the starting image is repainted)")
         for name in ("width", "height"):
             value = getattr(self, name)
             _check_int(name, value, 8, 4096)

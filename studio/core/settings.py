@@ -68,10 +68,20 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("auto", "cuda", "mps", "cpu"),
     ),
     Setting(
-        "low_memory",
+        "memory_mode",
+        "auto",
+        "Memory mode",
+        "How models use GPU memory. auto: decided from free memory when a model loads; full: keep the whole "
+        "model on the GPU (fastest); low: move model parts to the GPU only while they run and decode images "
+        "in tiles (slower, fits small GPUs).",
+        _is_str,
+        choices=("auto", "full", "low"),
+    ),
+    Setting(
+        "compile_models",
         False,
-        "Low-memory mode",
-        "Trade speed for memory: offload model parts to the CPU and decode images in tiles.",
+        "Compile models (CUDA)",
+        "Compile image models with torch.compile: faster steps after a first run that takes a minute or more.",
         _is_bool,
     ),
     Setting(

@@ -9,9 +9,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DeviceChoice:
+    """Where and how models run; a change of any field means loading the model again."""
+
     device: str  # a torch device string: "cuda", "mps" or "cpu"
     dtype_name: str  # "float16", "bfloat16" or "float32"
     name: str  # what the status bar shows
+    memory_mode: str = "auto"  # "auto", "full" or "low" (the memory_mode setting)
+    compile_models: bool = False  # torch.compile the denoiser (CUDA only)
 
     @property
     def dtype(self) -> Any:
@@ -19,21 +23,37 @@ class DeviceChoice:
 
         return getattr(torch, self.dtype_name)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"device": self.device, "dtype": self.dtype_name, "name": self.name}
+    @property
+    def key(self) -> tuple[str, str, str, bool]:
+        """What a loaded model depends on, for the model cache."""
+        return (self.device, self.dtype_name, self.memory_mode, self.compile_models)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "dtype": self.dtype_name, "name": self.name, "memory_mode": self.memory_mode}
 
 
-def choose_device(preference: str = "auto") -> DeviceChoice:
+def choose_device(preference: str = "auto", *, memory_mode: str = "auto", compile_models: bool = False) -> DeviceChoice:
     """The best device allowed by ``preference``; half precision on GPUs, float32 on the CPU."""
     import torch
 
+    options = {"memory_mode": memory_mode, "compile_models": compile_models}
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return DeviceChoice("cuda", dtype, torch.cuda.get_device_name(0))
+        return DeviceChoice("cuda", dtype, torch.cuda.get_device_name(0), **options)
     mps = getattr(torch.backends, "mps", None)
     if preference in ("auto", "mps") and mps is not None and mps.is_available():
-        return DeviceChoice("mps", "float16", "Apple GPU (MPS)")
-    return DeviceChoice("cpu", "float32", f"CPU ({platform.machine() or 'unknown'})")
+        return DeviceChoice("mps", "float16", "Apple GPU (MPS)", **options)
+    return DeviceChoice("cpu", "float32", f"CPU ({platform.machine() or 'unknown'})", **options)
+
+
+def free_memory_bytes(choice: DeviceChoice) -> int | None:
+    """Free memory on a CUDA device; None where it cannot be known (CPU, MPS)."""
+    if choice.device != "cuda":
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info()
+    return int(free)
 
 
 def describe_device(choice: DeviceChoice) -> dict[str, Any]:

@@ -1,27 +1,56 @@
-"""Text-to-image with local diffusers pipelines: seeds, step progress, cancel within a step.
+"""Images from local diffusers pipelines: text-to-image, image-to-image, live previews, cancel.
 
-Live previews, image-to-image and the memory options are still to come (see the image issue).
+One pipeline is loaded per model; the image-to-image pipeline is built from its components
+(``from_pipe``) when first asked for, so it costs no second load. Memory options (CPU offload,
+VAE tiling and slicing, ``torch.compile``) follow the memory mode, decided from free GPU
+memory when it is ``auto``.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from diffusers import AutoPipelineForText2Image
+from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
 from diffusers.utils import logging as diffusers_logging
 
 from studio.core.errors import InvalidRequest, JobCancelled, ModelError
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
 from studio.engines.base import RunContext
-from studio.engines.devices import DeviceChoice, library_versions
-from studio.engines.models import ModelSpec
+from studio.engines.devices import DeviceChoice, free_memory_bytes, library_versions
+from studio.engines.fingerprint import file_sha256
+from studio.engines.models import ModelSpec, check_image_size, image_size_range, safetensors_parameter_bytes
 
+log = logging.getLogger(__name__)
 diffusers_logging.disable_progress_bar()  # progress reaches the user as events, not on stderr
+
+# Previews are throttled by time, not steps: each one copies latents to the host and waits
+# for the GPU, which must not cost a fast GPU run more than a few percent.
+PREVIEW_INTERVAL_S = 0.25
+# Headroom above the weights for activations and the VAE decode before auto mode offloads.
+_AUTO_HEADROOM_BYTES = int(1.5 * 2**30)
+
+# Linear latent → RGB projections (rows: latent channels; columns: R, G, B) plus a bias, giving
+# 0..1. SD 1.x/2.x: the widely used "approximate cheap" factors; SDXL: the factors in diffusers'
+# callback guide, rescaled from 0..255. Other families fall back to normalising three channels.
+_LATENT_RGB: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
+    "sd": (
+        ((0.149, 0.1035, 0.104), (0.0935, 0.143, 0.0865), (-0.079, 0.0945, 0.132), (-0.092, -0.1355, -0.2365)),
+        (0.5, 0.5, 0.5),
+    ),
+    "sdxl": (
+        ((0.2353, 0.2353, 0.2353), (-0.2353, -0.0196, 0.0392), (0.098, 0.0588, -0.0196), (-0.2745, -0.1961, -0.1373)),
+        (0.5882, 0.549, 0.5098),
+    ),
+}
 
 
 @dataclass
@@ -30,13 +59,53 @@ class LoadedPipeline:
     device: DeviceChoice
     pipe: Any
     default_scheduler: Any
+    offloaded: bool = False
+    compiled: bool = False
+    image_to_image: Any = None
+    notes: list[str] = field(default_factory=list)
 
-    def accepts(self, name: str) -> bool:
-        return name in inspect.signature(self.pipe.__call__).parameters
+    @property
+    def native_size(self) -> int:
+        return int(self.spec.details.get("native_size") or 512)
+
+    @property
+    def vae_scale(self) -> int:
+        return int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
+
+
+def accepts(pipe: Any, name: str) -> bool:
+    return name in inspect.signature(pipe.__call__).parameters
 
 
 class ImageEngine:
     kind = "image"
+
+    # -- before loading -------------------------------------------------------------
+
+    def check(self, spec: ModelSpec, request: ImageRequest) -> None:
+        """Refuse what cannot work before any weights load: sizes and the starting image."""
+        check_image_size(spec, request.width, request.height)
+        if request.init_image:
+            _read_init_image(request.init_image, request.width, request.height)
+
+    def describe(self, spec: ModelSpec) -> dict[str, Any]:
+        """What the panel offers for this model, read from its config files (no weights)."""
+        import diffusers
+
+        info: dict[str, Any] = {"native_size": spec.details.get("native_size", 512)}
+        info["size_range"] = list(image_size_range(spec))
+        scheduler_name = _json(spec.path / "scheduler" / "scheduler_config.json").get("_class_name", "")
+        scheduler_cls = getattr(diffusers, str(scheduler_name), None)
+        # ``compatibles`` is an instance property; the class method behind it needs no instance.
+        compatibles = scheduler_cls._get_compatibles() if hasattr(scheduler_cls, "_get_compatibles") else []
+        info["default_scheduler"] = scheduler_name
+        info["schedulers"] = sorted({c.__name__ for c in compatibles} | ({scheduler_name} if scheduler_name else set()))
+        pipeline_cls = getattr(diffusers, str(spec.details.get("class", "")), None)
+        info["negative_prompt"] = pipeline_cls is not None and accepts(pipeline_cls, "negative_prompt")
+        info["image_to_image"] = _has_image_to_image(pipeline_cls)
+        return info
+
+    # -- loading ----------------------------------------------------------------------
 
     def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedPipeline:
         if spec.kind != "image" or not spec.runnable:
@@ -47,30 +116,74 @@ class ImageEngine:
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot load {spec.name} as an image pipeline: {str(exc).splitlines()[0][:300]}") from exc
-        pipe.to(device.device)
         pipe.set_progress_bar_config(disable=True)
-        return LoadedPipeline(spec, device, pipe, pipe.scheduler)
+        loaded = LoadedPipeline(spec, device, pipe, pipe.scheduler)
+        loaded.offloaded = self._should_offload(spec, device)
+        if loaded.offloaded:
+            try:
+                pipe.enable_model_cpu_offload(device=device.device)
+                loaded.notes.append("model parts move to the GPU only while they run (low memory)")
+            except (ImportError, RuntimeError, ValueError) as exc:
+                log.warning("CPU offload unavailable (%s); loading the whole model on the GPU", exc)
+                loaded.offloaded = False
+        if not loaded.offloaded:
+            pipe.to(device.device)
+        if device.compile_models:
+            self._compile(loaded)
+        return loaded
+
+    def _should_offload(self, spec: ModelSpec, device: DeviceChoice) -> bool:
+        if device.device != "cuda" or device.memory_mode == "full":
+            return False
+        if device.memory_mode == "low":
+            return True
+        free = free_memory_bytes(device)
+        need = safetensors_parameter_bytes(spec.path, torch.tensor([], dtype=device.dtype).element_size())
+        offload = free is not None and free < need + _AUTO_HEADROOM_BYTES
+        log.info("image model needs ~%.1f GiB, %s GiB free: offload=%s", need / 2**30, free and free / 2**30, offload)
+        return offload
+
+    def _compile(self, loaded: LoadedPipeline) -> None:
+        if loaded.device.device != "cuda":
+            loaded.notes.append("torch.compile is used on CUDA only")
+            return
+        for name in ("unet", "transformer"):
+            denoiser = getattr(loaded.pipe, name, None)
+            if denoiser is None:
+                continue
+            if name == "unet":
+                denoiser.to(memory_format=torch.channels_last)  # convolutions run faster in NHWC
+            setattr(loaded.pipe, name, torch.compile(denoiser))
+            loaded.compiled = True
+            loaded.notes.append("the first image after loading is slow while torch.compile builds kernels")
 
     def unload(self, loaded: LoadedPipeline) -> None:
+        if loaded.offloaded:
+            loaded.pipe.remove_all_hooks()
         loaded.pipe.to("cpu")
+        loaded.image_to_image = None
+
+    # -- generating ----------------------------------------------------------------------
 
     def generate(self, loaded: LoadedPipeline, request: ImageRequest, ctx: RunContext) -> EngineResult:
-        pipe = loaded.pipe
+        pipe = self._pipeline_for(loaded, request)
         pipe.scheduler = self._scheduler(loaded, request.scheduler)
+        self._configure_vae(loaded, pipe, request)
         seed = request.seed if request.seed is not None else 0
         # A CPU generator gives the same noise on every device, so a seed means the same image.
         generator = torch.Generator("cpu").manual_seed(seed)
+        previews = _PreviewMaker(loaded, request, ctx)
 
         def on_step_end(pipeline: Any, step: int, _timestep: Any, callback_kwargs: dict) -> dict:
-            ctx.progress(step + 1, request.steps)
+            total = int(getattr(pipeline, "_num_timesteps", 0) or request.steps)
+            ctx.progress(step + 1, total)
+            previews.maybe_send(callback_kwargs.get("latents"), step + 1, total)
             if ctx.cancelled:
                 pipeline._interrupt = True  # the loop skips the rest; its decoded image is discarded
             return callback_kwargs
 
         kwargs: dict[str, Any] = {
             "prompt": request.prompt,
-            "width": request.width,
-            "height": request.height,
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance,
             "num_images_per_prompt": request.count,
@@ -78,27 +191,70 @@ class ImageEngine:
             "output_type": "np",
             "callback_on_step_end": on_step_end,
         }
-        if request.negative and loaded.accepts("negative_prompt"):
+        if request.init_image:
+            kwargs["image"] = _read_init_image(request.init_image, request.width, request.height)
+            kwargs["strength"] = request.strength
+        if not request.init_image or accepts(pipe, "width"):
+            kwargs["width"], kwargs["height"] = request.width, request.height
+        if request.negative and accepts(pipe, "negative_prompt"):
             kwargs["negative_prompt"] = request.negative
+        started = time.perf_counter()
         with torch.inference_mode():
             result = pipe(**kwargs)
+        elapsed = time.perf_counter() - started
         if ctx.cancelled:
             raise JobCancelled()
         images = np.clip(np.round(np.asarray(result.images) * 255), 0, 255).astype(np.uint8)
         outputs = [
-            GeneratedOutput("image", image, {"index": index, "width": request.width, "height": request.height})
+            GeneratedOutput(
+                "image", image, {"index": index, "width": int(image.shape[1]), "height": int(image.shape[0])}
+            )
             for index, image in enumerate(images)
         ]
         runtime = {
             **loaded.device.to_dict(),
             "scheduler": type(pipe.scheduler).__name__,
             "pipeline": type(pipe).__name__,
+            "cpu_offload": loaded.offloaded,
+            "compiled": loaded.compiled,
+            "seconds": round(elapsed, 3),
             "versions": library_versions(),
         }
+        if request.init_image:
+            runtime["init_image_sha256"] = file_sha256(Path(request.init_image))
+        if loaded.notes:
+            runtime["notes"] = list(loaded.notes)
         return EngineResult(outputs, loaded.spec.provenance(), runtime)
 
+    def _pipeline_for(self, loaded: LoadedPipeline, request: ImageRequest) -> Any:
+        if not request.init_image:
+            return loaded.pipe
+        if loaded.image_to_image is None:
+            try:
+                pipe = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
+            except (ValueError, KeyError) as exc:
+                raise ModelError(f"{loaded.spec.name} cannot start from an image: {exc}") from exc
+            pipe.set_progress_bar_config(disable=True)
+            loaded.image_to_image = pipe
+        return loaded.image_to_image
+
+    def _configure_vae(self, loaded: LoadedPipeline, pipe: Any, request: ImageRequest) -> None:
+        vae = getattr(pipe, "vae", None)
+        if vae is None:
+            return
+        low = loaded.device.memory_mode == "low" or loaded.offloaded
+        large = request.width * request.height > (loaded.native_size * 1.5) ** 2
+        # Tiles keep the decode of a large image within memory; slices decode a batch one by one.
+        for wanted, on, off in (
+            (low or large, "enable_tiling", "disable_tiling"),
+            (low or request.count > 1, "enable_slicing", "disable_slicing"),
+        ):
+            method = getattr(vae, on if wanted else off, None)
+            if method is not None:
+                method()
+
     def _scheduler(self, loaded: LoadedPipeline, name: str) -> Any:
-        if not name:
+        if not name or name == type(loaded.default_scheduler).__name__:
             return loaded.default_scheduler
         choices = {cls.__name__: cls for cls in loaded.default_scheduler.compatibles}
         if name not in choices:
@@ -106,3 +262,82 @@ class ImageEngine:
                 "scheduler", f"scheduler {name!r} does not fit this model; choose one of {sorted(choices)}"
             )
         return choices[name].from_config(loaded.default_scheduler.config)
+
+
+class _PreviewMaker:
+    """Turns the current latents into a small RGB picture, at most every ``PREVIEW_INTERVAL_S``."""
+
+    def __init__(self, loaded: LoadedPipeline, request: ImageRequest, ctx: RunContext) -> None:
+        self._family = loaded.spec.family
+        self._latent_height = request.height // loaded.vae_scale
+        self._latent_width = request.width // loaded.vae_scale
+        self._ctx = ctx
+        self._last = 0.0
+
+    def maybe_send(self, latents: Any, step: int, total: int) -> None:
+        if latents is None or step >= total:
+            return  # the final image follows at once; no preview of the last step
+        now = time.monotonic()
+        if self._last and now - self._last < PREVIEW_INTERVAL_S:
+            return
+        self._last = now
+        try:
+            picture = latents_to_rgb(latents[0], self._family, self._latent_height, self._latent_width)
+        except (RuntimeError, ValueError):
+            log.debug("no preview for latents of shape %s", tuple(latents.shape), exc_info=True)
+            return
+        self._ctx.preview(picture, step, total)
+
+
+def latents_to_rgb(latents: Any, family: str, latent_height: int, latent_width: int) -> np.ndarray:
+    """An (h, w, 3) uint8 picture of one image's latents: a linear projection, no decoder."""
+    x = latents.detach().float()
+    if x.ndim == 2:  # packed 2×2 patches (Flux): (sequence, channels × 4) → (channels, h, w)
+        h, w = latent_height // 2, latent_width // 2
+        channels = x.shape[1] // 4
+        x = x.view(h, w, channels, 2, 2).permute(2, 0, 3, 1, 4).reshape(channels, h * 2, w * 2)
+    if x.ndim != 3:
+        raise ValueError(f"latents of shape {tuple(x.shape)}")
+    factors = _LATENT_RGB.get(family)
+    if factors is not None and x.shape[0] == len(factors[0]):
+        weights = torch.tensor(factors[0], dtype=x.dtype, device=x.device)
+        bias = torch.tensor(factors[1], dtype=x.dtype, device=x.device)
+        rgb = torch.einsum("chw,cr->hwr", x, weights) + bias
+    else:
+        channels = x[:3] if x.shape[0] >= 3 else x[:1].expand(3, -1, -1)
+        low = channels.amin(dim=(1, 2), keepdim=True)
+        high = channels.amax(dim=(1, 2), keepdim=True)
+        rgb = ((channels - low) / (high - low).clamp_min(1e-6)).permute(1, 2, 0)
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def _read_init_image(path: str, width: int, height: int) -> Any:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise InvalidRequest("init_image", f"cannot read the starting image {path}: {exc}") from exc
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    return image
+
+
+def _has_image_to_image(pipeline_cls: Any) -> bool:
+    if pipeline_cls is None:
+        return False
+    from diffusers.pipelines import auto_pipeline
+
+    for task, cls in auto_pipeline.AUTO_TEXT2IMAGE_PIPELINES_MAPPING.items():
+        if cls is pipeline_cls:
+            return task in auto_pipeline.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING
+    return False
+
+
+def _json(path: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

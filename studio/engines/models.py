@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import ModelError
+from studio.core.errors import InvalidRequest, ModelError
 
 MUSIC_ARCHITECTURES = {"MusicgenForConditionalGeneration", "MusicgenMelodyForConditionalGeneration"}
 MUSIC_PIPELINES = {"StableAudioPipeline", "AudioLDM2Pipeline", "AudioLDMPipeline", "MusicLDMPipeline"}
@@ -71,7 +71,10 @@ def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "pa
         family = _pipeline_family(cls)
         if not any(path.rglob("*.safetensors")):
             return refused(_no_safetensors(path), kind, family)
-        return ModelSpec(ident, name, kind, family, path, source, True, details={"class": cls})
+        details: dict[str, Any] = {"class": cls}
+        if kind == "image":
+            details["native_size"] = _native_image_size(path, family)
+        return ModelSpec(ident, name, kind, family, path, source, True, details=details)
     if config_file.is_file():
         data = _read_json(config_file)
         if data is None:
@@ -94,6 +97,74 @@ def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "pa
     contents = sorted(p.name for p in path.iterdir())[:5] if path.is_dir() else []
     found = ", ".join(contents) if contents else "nothing"
     return refused(f"no model_index.json or config.json here (found: {found})")
+
+
+# The training resolution of families whose denoiser config does not say it.
+_FAMILY_NATIVE_SIZE = {"sd": 512, "sdxl": 1024, "sd3": 1024, "flux": 1024, "pixartalpha": 1024, "pixartsigma": 1024}
+
+
+def _native_image_size(path: Path, family: str) -> int:
+    """The side, in pixels, that the pipeline was trained at: denoiser sample size × VAE scale."""
+    vae = _read_json(path / "vae" / "config.json") or {}
+    blocks = vae.get("block_out_channels")
+    scale = 2 ** (len(blocks) - 1) if isinstance(blocks, list) and blocks else 8
+    for part in ("unet", "transformer", "prior"):
+        config = _read_json(path / part / "config.json")
+        sample = config.get("sample_size") if config else None
+        if isinstance(sample, list) and sample:
+            sample = sample[0]
+        if isinstance(sample, int) and sample > 0:
+            return int(sample * scale)
+    return _FAMILY_NATIVE_SIZE.get(family, 512)
+
+
+def image_size_range(spec: ModelSpec) -> tuple[int, int]:
+    """The smallest and largest side worth asking of this pipeline: a quarter to four times its native size."""
+    native = int(spec.details.get("native_size") or 512)
+    low = max(8, (native // 4) // 8 * 8)
+    return low, native * 4
+
+
+def check_image_size(spec: ModelSpec, width: int, height: int) -> None:
+    """Refuse a size far outside what the model was trained for, before anything loads."""
+    low, high = image_size_range(spec)
+    native = spec.details.get("native_size", 512)
+    for name, value in (("width", width), ("height", height)):
+        if not low <= value <= high:
+            raise InvalidRequest(
+                name,
+                f"{name} {value} is far from the {native}×{native} that {spec.name} was trained for; "
+                f"use {low} to {high}",
+            )
+
+
+def safetensors_parameter_bytes(path: Path, bytes_per_parameter: int) -> int:
+    """How much memory the weights under ``path`` take in a dtype of ``bytes_per_parameter``.
+
+    Reads only the JSON header of each safetensors file (the first few kilobytes), not the weights.
+    """
+    total = 0
+    files = sorted(path.rglob("*.safetensors"))
+    names = {f.parent / f.name.replace(".fp16.", ".") for f in files if ".fp16." not in f.name}
+    for file in files:
+        if ".fp16." in file.name and file.parent / file.name.replace(".fp16.", ".") in names:
+            continue  # the same weights in another precision: count them once
+        try:
+            with file.open("rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                if not 0 < size < 100_000_000:
+                    continue
+                header = json.loads(handle.read(size))
+        except (OSError, ValueError):
+            continue
+        for name, entry in header.items():
+            if name == "__metadata__" or not isinstance(entry, dict):
+                continue
+            count = 1
+            for dim in entry.get("shape", []):
+                count *= int(dim)
+            total += count
+    return total * bytes_per_parameter
 
 
 def _no_safetensors(path: Path) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from studio.core.paths import StudioPaths, resources_dir
 from studio.core.settings import Settings
+from studio.engines.fingerprint import WeightFingerprints
 from studio.engines.models import ModelCatalog, ModelSpec
 from studio.gallery.store import GalleryStore
 from studio.runtime.worker import Worker
@@ -53,8 +54,9 @@ def open_services(paths: StudioPaths) -> Services:
     worker = Worker(
         store=store,
         catalog=_LiveCatalog(settings),
-        device_preference=lambda: str(settings.get("device")),
+        runtime_options=lambda: {name: settings.get(name) for name in ("device", "memory_mode", "compile_models")},
         log_file=str(paths.log_file),
+        fingerprints=WeightFingerprints(paths.cache / "weight-digests.json"),
     )
     return Services(paths, settings, store, worker)
 

@@ -9,6 +9,7 @@ event and the worker takes the next job.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import importlib
 import logging
 import secrets
@@ -56,13 +57,16 @@ class Worker:
         *,
         store: Any,
         catalog: Any,
-        device_preference: Callable[[], str] = lambda: "auto",
+        runtime_options: Callable[[], dict[str, Any]] = dict,
         engines: dict[str, Any] | None = None,
         log_file: str = "",
+        fingerprints: Any = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
-        self._device_preference = device_preference
+        # Read before each job: "device", "memory_mode" and "compile_models", as the settings hold them.
+        self._runtime_options = runtime_options
+        self._fingerprints = fingerprints
         self._engines: dict[str, Any] = dict(engines or {})
         self._log_file = log_file
         self._listeners: list[Listener] = []
@@ -91,6 +95,10 @@ class Worker:
     def probe_device(self) -> str:
         """Ask the worker to report its device (a ``device`` event); imports torch there."""
         return self._enqueue(_Job(_new_job_id(), None, task=self._report_device))
+
+    def describe_model(self, ref: str) -> str:
+        """Ask what a model offers (schedulers, sizes…) without loading its weights: a ``model_info`` event."""
+        return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._describe(job, ref)))
 
     def keep_partial(self, job_id: str) -> str | None:
         """Save what a stopped job had made (text), as the user asked; None if nothing is kept."""
@@ -225,14 +233,17 @@ class Worker:
                 f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {request.kind} model"
             )
         engine = self._engine(request.kind)
+        check = getattr(engine, "check", None)
+        if check is not None:
+            check(spec, request)  # bad sizes, unreadable input files: refused before anything loads
         device = self._device_choice()
         ctx = RunContext(job.id, self._emit, job.cancel)
         try:
             model = self.cache.get(
-                request.kind, (str(spec.path), device.device), lambda: engine.load(spec, device), engine.unload
+                request.kind, (str(spec.path), device.key), lambda: engine.load(spec, device), engine.unload
             )
             ctx.raise_if_cancelled()
-            return engine.generate(model, request, ctx)
+            result = engine.generate(model, request, ctx)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -240,11 +251,16 @@ class Worker:
             self.cache.clear()
             free_device_memory()
             hint = (
-                "try a smaller size or fewer steps, or turn on low-memory mode"
+                "try a smaller size, fewer images at once or fewer steps, or set Memory mode to low in Settings"
                 if request.kind == "image"
-                else ("try a shorter length or a smaller model, or turn on low-memory mode")
+                else "try a shorter length or a smaller model, or set Memory mode to low in Settings"
             )
             raise StudioError(f"out of memory on {device.name}: {hint}. Loaded models were freed.") from exc
+        if self._fingerprints is not None and not job.cancel.is_set():
+            digest = self._fingerprints.of_model(spec.path)
+            if digest:
+                result = dataclasses.replace(result, model={**result.model, "sha256": digest})
+        return result
 
     def _engine(self, kind: str) -> Any:
         engine = self._engines.get(kind)
@@ -260,9 +276,14 @@ class Worker:
     def _device_choice(self) -> Any:
         from studio.engines.devices import choose_device
 
-        preference = self._device_preference()
-        if self._device is None or self._device[0] != preference:
-            self._device = (preference, choose_device(preference))
+        options = self._runtime_options()
+        wanted = (
+            str(options.get("device", "auto")),
+            str(options.get("memory_mode", "auto")),
+            bool(options.get("compile_models", False)),
+        )
+        if self._device is None or self._device[0] != wanted:
+            self._device = (wanted, choose_device(wanted[0], memory_mode=wanted[1], compile_models=wanted[2]))
         return self._device[1]
 
     def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:
@@ -316,6 +337,19 @@ class Worker:
             log.exception("probing the device failed")
             info = {"device": "unknown", "name": f"device unknown ({exc})"}
         self._emit(JobEvent(EventKind.DEVICE, job.id, result=info))
+
+    def _describe(self, job: _Job, ref: str) -> None:
+        info: dict[str, Any] = {"model": ref}
+        try:
+            spec = self._catalog.resolve(ref)
+            info.update(spec.to_dict())
+            describe = getattr(self._engine(spec.kind), "describe", None) if spec.runnable else None
+            if describe is not None:
+                info.update(describe(spec))
+        except Exception as exc:  # a model that cannot be described still leaves the worker running
+            log.info("describing %s failed: %s", ref, exc)
+            info["error"] = _first_line(exc)
+        self._emit(JobEvent(EventKind.MODEL_INFO, job.id, result=info))
 
     def _emit_unexpected(self, job: _Job, kind: str, exc: BaseException) -> None:
         log.error("job %s (%s) failed", job.id, kind, exc_info=exc)
