@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
@@ -12,6 +13,7 @@ from studio.core.events import EventKind, JobEvent
 from studio.runtime.services import make_catalog
 from studio.ui.bridge import WorkerBridge
 from studio.ui.gallery_panel import GalleryPanel
+from studio.ui.image_panel import ImagePanel
 from studio.ui.panel_base import GenerationPanel
 from studio.ui.pending_panel import PendingPanel
 from studio.ui.text_panel import TextPanel
@@ -29,12 +31,7 @@ class MainWindow(QMainWindow):
         self.bridge = WorkerBridge(services.worker, self)
 
         self.text_panel = TextPanel(services)
-        self.image_panel = PendingPanel(
-            services,
-            "image",
-            note="The Image tab's controls are not in this version yet; images can be generated from the "
-            "command line: studio gen image PROMPT --model FOLDER. The prompt sent here is kept.",
-        )
+        self.image_panel = ImagePanel(services)
         self.music_panel = PendingPanel(services, "music")
         self.gallery_panel = GalleryPanel(services)
         self.panels: dict[str, GenerationPanel] = {
@@ -92,6 +89,7 @@ class MainWindow(QMainWindow):
         specs = make_catalog(self.services.settings).discover()
         last = self.services.settings.get("last_models")
         self.text_panel.refresh_models(specs, last.get("text", ""))
+        self.image_panel.refresh_models(specs, last.get("image", ""))
 
     def _on_event(self, event: JobEvent) -> None:
         if event.kind is EventKind.DEVICE:
@@ -101,8 +99,14 @@ class MainWindow(QMainWindow):
                 text += f" · {info['free_bytes'] / 2**30:.1f} GiB free"
             self.device_label.setText(text)
         self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")
+        if event.is_terminal or event.kind is EventKind.QUEUED:
+            # Terminal events arrive before the worker takes the next job: read the queue again then.
+            QTimer.singleShot(0, self._show_queue_length)
         if event.kind is EventKind.STARTED and event.info.get("kind") in self.panels:
             self._remember_model(event.info["kind"])
+
+    def _show_queue_length(self) -> None:
+        self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")
 
     def _remember_model(self, kind: str) -> None:
         panel = self.panels[kind]

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRegularExpression, Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QKeySequence, QRegularExpressionValidator, QShortcut, QTextCursor
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -27,8 +23,9 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import MAX_SEED, TextRequest
+from studio.core.requests import TextRequest
 from studio.ui.panel_base import GenerationPanel
+from studio.ui.widgets.controls import SeedField, button, double_spin, spin
 from studio.ui.widgets.model_picker import ModelPicker
 
 _STREAM_FLUSH_MS = 30  # streamed text is appended in batches, not once per token
@@ -67,8 +64,8 @@ class TextPanel(GenerationPanel):
         self.system.setToolTip("Instructions for chat models. Base models get it before the prompt.")
         self.system.setMaximumHeight(70)
 
-        self.max_tokens = _spin(1, 32768, TextRequest.max_tokens, "max tokens", "The most tokens to write.")
-        self.temperature = _double(
+        self.max_tokens = spin(1, 32768, TextRequest.max_tokens, "max tokens", "The most tokens to write.")
+        self.temperature = double_spin(
             0.0,
             5.0,
             TextRequest.temperature,
@@ -76,7 +73,7 @@ class TextPanel(GenerationPanel):
             "temperature",
             "Higher is more surprising; 0 always picks the likeliest token.",
         )
-        self.top_p = _double(
+        self.top_p = double_spin(
             0.01,
             1.0,
             TextRequest.top_p,
@@ -84,8 +81,8 @@ class TextPanel(GenerationPanel):
             "top p",
             "Sample only from the tokens making up this share of probability.",
         )
-        self.top_k = _spin(0, 100000, TextRequest.top_k, "top k", "Sample only from the k likeliest tokens; 0 is off.")
-        self.repetition_penalty = _double(
+        self.top_k = spin(0, 100000, TextRequest.top_k, "top k", "Sample only from the k likeliest tokens; 0 is off.")
+        self.repetition_penalty = double_spin(
             0.5,
             3.0,
             TextRequest.repetition_penalty,
@@ -93,17 +90,7 @@ class TextPanel(GenerationPanel):
             "repetition penalty",
             "Above 1 discourages repeating what was written.",
         )
-        # A line edit, not a spin box: seeds go up to 2**32 - 1, past a QSpinBox's int range.
-        self.seed = QLineEdit("0")
-        self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{1,10}")))
-        self.seed.setAccessibleName("seed")
-        self.seed.setToolTip(f"The random seed (0 to {MAX_SEED}); the same seed and settings give the same text.")
-        self.random_seed = QCheckBox("Random")
-        self.random_seed.setChecked(True)
-        self.random_seed.setAccessibleName("random seed")
-        self.random_seed.setToolTip("Pick a new seed for each generation (it is saved with the result).")
-        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
-        self.seed.setEnabled(False)
+        self.seed = SeedField("text")
         self.stop_strings = QPlainTextEdit()
         self.stop_strings.setAccessibleName("stop strings")
         self.stop_strings.setToolTip("Generation stops when the text contains one of these (one per line).")
@@ -126,10 +113,7 @@ class TextPanel(GenerationPanel):
         more_form = QFormLayout(self.more)
         more_form.addRow("Top k", self.top_k)
         more_form.addRow("Repetition penalty", self.repetition_penalty)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.random_seed)
-        more_form.addRow("Seed", seed_row)
+        more_form.addRow("Seed", self.seed)
         more_form.addRow("Stop at", self.stop_strings)
         self.more.setVisible(False)
         self.more_toggle.toggled.connect(self._toggle_more)
@@ -180,17 +164,15 @@ class TextPanel(GenerationPanel):
         self.keep_button.setToolTip("Save the stopped text to the gallery anyway")
         self.keep_button.clicked.connect(self.keep_stopped)
         self.keep_button.setVisible(False)
-        self.continue_button = _button(
-            "Continue", "continue", "Generate more from the current text", self.continue_text
-        )
-        self.copy_button = _button("Copy", "copy", "Copy the generated text", self.copy_output)
-        self.to_image = _button(
+        self.continue_button = button("Continue", "continue", "Generate more from the current text", self.continue_text)
+        self.copy_button = button("Copy", "copy", "Copy the generated text", self.copy_output)
+        self.to_image = button(
             "Use as image prompt",
             "use as image prompt",
             "Fill the Image tab's prompt",
             lambda: self.prompt_for.emit("image", self.output.toPlainText().strip()),
         )
-        self.to_music = _button(
+        self.to_music = button(
             "Use as music prompt",
             "use as music prompt",
             "Fill the Music tab's prompt",
@@ -242,7 +224,7 @@ class TextPanel(GenerationPanel):
         return TextRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
-            seed=None if self.random_seed.isChecked() else int(self.seed.text() or 0),
+            seed=self.seed.value(),
             system=self.system.toPlainText(),
             max_tokens=self.max_tokens.value(),
             temperature=self.temperature.value(),
@@ -401,39 +383,11 @@ class TextPanel(GenerationPanel):
         self.generate_button.setEnabled(has_prompt and has_model and not running)
         self.stop_button.setEnabled(running)
         self.continue_button.setEnabled(has_prompt and has_model and has_output and not running)
-        for button in (self.copy_button, self.to_image, self.to_music):
-            button.setEnabled(has_output and not running)
+        for widget in (self.copy_button, self.to_image, self.to_music):
+            widget.setEnabled(has_output and not running)
         if not has_model:
             self.hint.setText("No text model found: add a model folder with 'studio models add FOLDER'.")
         elif not has_prompt:
             self.hint.setText("Write a prompt to generate.")
         else:
             self.hint.setText("")
-
-
-def _spin(low: int, high: int, value: int, name: str, tip: str) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setValue(value)
-    box.setAccessibleName(name)
-    box.setToolTip(tip)
-    return box
-
-
-def _double(low: float, high: float, value: float, step: float, name: str, tip: str) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    box.setDecimals(2)
-    box.setValue(value)
-    box.setAccessibleName(name)
-    box.setToolTip(tip)
-    return box
-
-
-def _button(text: str, name: str, tip: str, slot) -> QPushButton:
-    button = QPushButton(text)
-    button.setAccessibleName(name)
-    button.setToolTip(tip)
-    button.clicked.connect(slot)
-    return button
