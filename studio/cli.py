@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--guidance", type=float, default=ImageRequest.guidance, metavar="F")
     image.add_argument("--negative", default="", metavar="S", help="negative prompt")
     image.add_argument("--count", type=int, default=ImageRequest.count, metavar="N")
+    image.add_argument("--scheduler", default="", metavar="NAME", help="a scheduler class that fits the model")
+    image.add_argument("--init-image", default="", metavar="FILE", help="start from this image (image-to-image)")
+    image.add_argument(
+        "--strength", type=float, default=ImageRequest.strength, metavar="F", help="how much of --init-image changes"
+    )
 
     music = gen_kind("music", "generate music")
     music.add_argument("--duration", type=float, default=MusicRequest.duration, metavar="SECONDS")
@@ -97,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     add = sub(model_commands, "add", "add a folder to search for models")
     add.add_argument("path", metavar="PATH")
 
+    settings = commands.add_parser("settings", help="show or change settings")
+    settings_commands = settings.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub(settings_commands, "list", "every setting with its value and what it does")
+    change = sub(settings_commands, "set", 'change one setting (JSON values: true, 3, "text", [..])')
+    change.add_argument("name", metavar="NAME")
+    change.add_argument("value", metavar="VALUE")
+
     verify = sub(commands, "verify", "check a file's provenance and whether it was changed")
     verify.add_argument("file", metavar="FILE")
     return parser
@@ -113,6 +125,8 @@ def run_command(args: argparse.Namespace) -> int:
     setup_logging(paths, verbose=args.debug)
     if args.command == "models" and args.action == "list":
         return _models_list(args, paths)
+    if args.command == "settings":
+        return _settings(args, paths)
     services = open_services(paths)
     try:
         if args.command == "gen":
@@ -152,6 +166,9 @@ def _request_from_args(args: argparse.Namespace) -> Request:
             guidance=args.guidance,
             negative=args.negative,
             count=args.count,
+            scheduler=args.scheduler,
+            init_image=str(Path(args.init_image).resolve()) if args.init_image else "",
+            strength=args.strength,
         )
     return MusicRequest(**common, duration=args.duration, guidance=args.guidance)
 
@@ -255,6 +272,36 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
         else:
             status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
             print(f"{spec.id:<28} {spec.kind or '?':<5} {spec.family:<12} {status}  {spec.path}")
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace, paths: StudioPaths) -> int:
+    from studio.core.settings import Settings
+
+    settings = Settings.load(paths.settings_file)
+    if args.action == "set":
+        setting = next((s for s in Settings.declared() if s.name == args.name), None)
+        if setting is None:
+            names = ", ".join(s.name for s in Settings.declared())
+            raise InvalidRequest("name", f"no setting called {args.name!r}; settings: {names}")
+        try:
+            value = json.loads(args.value)
+        except ValueError:
+            value = args.value  # a bare word is text
+        try:
+            settings.set(args.name, value)
+        except ValueError as exc:
+            choices = f" (choose one of {', '.join(map(str, setting.choices))})" if setting.choices else ""
+            raise InvalidRequest(args.name, f"{exc}{choices}") from exc
+        settings.save()
+    for setting in Settings.declared():
+        if args.action == "set" and setting.name != args.name:
+            continue
+        value = settings.get(setting.name)
+        if args.json:
+            print(json.dumps({"name": setting.name, "value": value, "description": setting.description}))
+        else:
+            print(f"{setting.name} = {json.dumps(value)}\n    {setting.description}")
     return EXIT_OK
 
 

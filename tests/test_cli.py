@@ -126,3 +126,27 @@ def test_a_broken_model_is_named_on_stderr_and_in_the_log_file(data_dir, tiny_lm
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "broken-lm" in result.stderr
     assert "broken-lm" in (data_dir / "logs" / "studio.log").read_text()
+
+
+def test_gen_image_from_a_starting_image_with_a_chosen_scheduler(data_dir, tiny_sd, tmp_path):
+    from PIL import Image
+
+    start = tmp_path / "start.png"
+    Image.new("RGB", (48, 48), (30, 90, 200)).save(start)
+    args = ["gen", "image", "a blue sea", "--model", str(tiny_sd), "--width", "32", "--height", "32"]
+    args += ["--steps", "4", "--seed", "5", "--scheduler", "DDIMScheduler", "--init-image", str(start)]
+    result = studio_cli(*args, "--strength", "0.5", "--json", data_dir=data_dir, check=True)
+    item = json.loads(result.stdout.splitlines()[0])
+    record = json.loads(open(item["path"].rsplit(".", 1)[0] + ".json").read())
+    assert record["request"]["init_image"] == str(start) and record["request"]["strength"] == 0.5
+    assert record["runtime"]["scheduler"] == "DDIMScheduler"
+    assert record["runtime"]["pipeline"] == "StableDiffusionImg2ImgPipeline"
+
+
+def test_settings_set_checks_the_value_and_persists(data_dir):
+    bad = studio_cli("settings", "set", "memory_mode", "tiny", data_dir=data_dir)
+    assert bad.returncode == 2 and "auto, full, low" in bad.stderr
+    studio_cli("settings", "set", "memory_mode", "low", data_dir=data_dir, check=True)
+    listed = studio_cli("settings", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()
+    values = {entry["name"]: entry["value"] for entry in map(json.loads, listed)}
+    assert values["memory_mode"] == "low" and values["compile_models"] is False

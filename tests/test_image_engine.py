@@ -164,7 +164,7 @@ def test_forced_out_of_memory_gives_advice_and_the_next_job_works(services, tiny
     monkeypatch.setattr(UNet2DConditionModel, "forward", exhausted)
     _, failed = _run(services, ImageRequest(prompt="x", model=str(tiny_sd), width=32, height=32, steps=2))
     assert failed.kind.value == "error"
-    assert "out of memory" in failed.error and "smaller size" in failed.error and "Memory mode" in failed.error
+    assert "out of memory" in failed.error and "smaller size" in failed.error and "memory_mode low" in failed.error
     assert services.worker.cache.keys() == {}  # what was loaded was freed
     monkeypatch.setattr(UNet2DConditionModel, "forward", original)
     _, end = _run(services, ImageRequest(prompt="x", model=str(tiny_sd), width=32, height=32, steps=2))

@@ -251,9 +251,9 @@ class Worker:
             self.cache.clear()
             free_device_memory()
             hint = (
-                "try a smaller size, fewer images at once or fewer steps, or set Memory mode to low in Settings"
+                "try a smaller size or fewer images at once, or low memory mode (studio settings set memory_mode low)"
                 if request.kind == "image"
-                else "try a shorter length or a smaller model, or set Memory mode to low in Settings"
+                else "try a shorter length or a smaller model, or low memory mode (studio settings set memory_mode low)"
             )
             raise StudioError(f"out of memory on {device.name}: {hint}. Loaded models were freed.") from exc
         if self._fingerprints is not None and not job.cancel.is_set():
