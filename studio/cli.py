@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     music = gen_kind("music", "generate music")
     music.add_argument("--duration", type=float, default=MusicRequest.duration, metavar="SECONDS")
     music.add_argument("--guidance", type=float, default=MusicRequest.guidance, metavar="F")
+    music.add_argument("--temperature", type=float, default=MusicRequest.temperature, metavar="F")
+    music.add_argument("--top-k", type=int, default=MusicRequest.top_k, metavar="N")
+    music.add_argument("--continue", dest="audio_prompt", default="", metavar="FILE", help="continue this clip")
+    music.add_argument("--melody", default="", metavar="FILE", help="follow this melody (MusicGen Melody models)")
 
     gallery = commands.add_parser("gallery", help="list or repair the gallery")
     gallery_commands = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -170,7 +174,15 @@ def _request_from_args(args: argparse.Namespace) -> Request:
             init_image=str(Path(args.init_image).resolve()) if args.init_image else "",
             strength=args.strength,
         )
-    return MusicRequest(**common, duration=args.duration, guidance=args.guidance)
+    return MusicRequest(
+        **common,
+        duration=args.duration,
+        guidance=args.guidance,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        audio_prompt=str(Path(args.audio_prompt).resolve()) if args.audio_prompt else "",
+        melody=str(Path(args.melody).resolve()) if args.melody else "",
+    )
 
 
 def _gen(args: argparse.Namespace, services: Any) -> int:

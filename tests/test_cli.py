@@ -110,10 +110,14 @@ def test_gallery_rebuild_counts_items(data_dir, tiny_lm):
     assert json.loads(result.stdout) == {"items": 1}
 
 
-def test_unsupported_kind_says_so(data_dir, tiny_musicgen):
-    result = studio_cli("gen", "music", "calm", "--model", str(tiny_musicgen), data_dir=data_dir)
-    assert result.returncode == 1
-    assert "not supported yet" in result.stderr
+def test_gen_music_writes_a_flac_of_the_asked_duration(data_dir, tiny_musicgen):
+    import soundfile
+
+    args = ["gen", "music", "calm piano", "--model", str(tiny_musicgen), "--duration", "0.7", "--seed", "3"]
+    item = json.loads(studio_cli(*args, "--json", data_dir=data_dir, check=True).stdout.splitlines()[0])
+    info = soundfile.info(item["path"])
+    assert info.format == "FLAC" and info.samplerate == 32000
+    assert abs(info.frames - 0.7 * 32000) <= 640  # within one frame
 
 
 def test_a_broken_model_is_named_on_stderr_and_in_the_log_file(data_dir, tiny_lm, tmp_path):

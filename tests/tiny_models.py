@@ -211,7 +211,7 @@ def build_tiny_musicgen(folder: Path, *, seed: int = 0) -> Path:
         upsampling_ratios=[8, 5, 4, 4],
         num_residual_layers=1,
         num_lstm_layers=1,
-        target_bandwidths=[2.2],
+        target_bandwidths=[1.2],  # 1200 bps / (50 frames/s × 6 bits) = the decoder's 4 codebooks
         normalize=False,
         use_causal_conv=False,
     )

@@ -129,15 +129,27 @@ class ImageRequest(_Request):
 @dataclass(frozen=True)
 class MusicRequest(_Request):
     kind: ClassVar[str] = "music"
-    duration: float = 8.0
+    duration: float = 8.0  # seconds of new audio
     guidance: float = 3.0
     temperature: float = 1.0
     top_k: int = 250
+    # Continue this clip (a file path): the result is the clip followed by ``duration`` new seconds.
+    audio_prompt: str = ""
+    # A melody to follow (a file path), for MusicGen Melody models.
+    melody: str = ""
 
     def _validate(self) -> None:
-        _check_range("duration", self.duration, 0.0, 600.0)
+        if not self.prompt.strip() and not self.audio_prompt:
+            raise InvalidRequest("prompt", "write a prompt first (or continue a clip)")
+        _check_range("duration", self.duration, 0.0, 600.0, " seconds")
         if self.duration <= 0:
             raise InvalidRequest("duration", "duration must be more than 0 seconds")
+        for name in ("audio_prompt", "melody"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise InvalidRequest(name, f"{name} must be a file path")
+            if value and not os.path.isfile(value):
+                raise InvalidRequest(name, f"the audio file {value} does not exist")
         _check_range("guidance", self.guidance, 0.0, 30.0)
         _check_range("temperature", self.temperature, 0.0, 5.0)
         _check_int("top_k", self.top_k, 0, 100000)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ENGINE_PATHS: dict[str, str] = {
     "text": "studio.engines.text:TextEngine",
     "image": "studio.engines.image:ImageEngine",
+    "music": "studio.engines.music:MusicEngine",
 }
 
 Listener = Callable[[JobEvent], None]
