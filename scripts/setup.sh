@@ -24,6 +24,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 venv_python=.venv/bin/python
 
+# Qt Multimedia (the Music tab's player) needs PulseAudio's client library on Linux. Install it
+# where we may (root with apt, as on CI); otherwise say how. Without it the app runs and saves
+# music, but cannot play it.
+if [ "$(uname -s)" = Linux ] && ! ldconfig -p 2>/dev/null | grep -q 'libpulse\.so\.0'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing libpulse0 for music playback" >&2
+    (apt-get install -y -q libpulse0 >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libpulse0 >/dev/null 2>&1; }) \
+      || echo "could not install libpulse0: music playback will be unavailable" >&2
+  else
+    echo "note: music playback needs libpulse0 (e.g. sudo apt install libpulse0)" >&2
+  fi
+fi
+
 stamp=.venv/.studio-setup
 wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then

@@ -175,8 +175,11 @@ def _tiny_clip_tokenizer(src: Path, tokenizer_class):
     return tokenizer
 
 
-def build_tiny_musicgen(folder: Path, *, seed: int = 0) -> Path:
-    """A MusicgenForConditionalGeneration: tiny T5, EnCodec at 32 kHz / hop 640 (50 frames/s)."""
+def build_tiny_musicgen(folder: Path, *, seed: int = 0, decoder_width: int = 16, decoder_layers: int = 2) -> Path:
+    """A MusicgenForConditionalGeneration: tiny T5, EnCodec at 32 kHz / hop 640 (50 frames/s).
+
+    Benchmarks pass a wider, deeper decoder so that compute, not overhead, dominates.
+    """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import (
@@ -217,10 +220,10 @@ def build_tiny_musicgen(folder: Path, *, seed: int = 0) -> Path:
     )
     decoder_config = MusicgenDecoderConfig(
         vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=2,
+        hidden_size=decoder_width,
+        num_hidden_layers=decoder_layers,
         num_attention_heads=2,
-        ffn_dim=32,
+        ffn_dim=2 * decoder_width,
         num_codebooks=4,
         max_position_embeddings=4096,
         pad_token_id=64,

@@ -93,6 +93,15 @@ class MusicEngine:
         if spec.details.get("class") not in MUSICGEN_CLASSES and request.audio_prompt:
             raise InvalidRequest("audio_prompt", f"{spec.name} cannot continue a clip; MusicGen models can")
 
+    def describe(self, spec: ModelSpec) -> dict[str, Any]:
+        """What the panel offers for this model, from its class name (no weights)."""
+        cls_name = str(spec.details.get("class", ""))
+        return {
+            "melody": cls_name == "MusicgenMelodyForConditionalGeneration",
+            "continuation": cls_name in MUSICGEN_CLASSES,
+            "window_s": MAX_WINDOW_S if cls_name in MUSICGEN_CLASSES else None,
+        }
+
     # -- loading ----------------------------------------------------------------------
 
     def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedMusicModel:

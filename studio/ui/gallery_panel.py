@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -21,6 +20,9 @@ _PAGE = 500  # items listed at once; the full virtualised grid is the gallery is
 
 
 class GalleryPanel(QWidget):
+    # The user opened an item (double-click); the window decides where it shows.
+    open_requested = Signal(object)
+
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
@@ -38,7 +40,7 @@ class GalleryPanel(QWidget):
         self.kind.currentIndexChanged.connect(self.refresh)
         self.items = QListWidget()
         self.items.setAccessibleName("gallery items")
-        self.items.setToolTip("Saved outputs, newest first; double-click opens the file")
+        self.items.setToolTip("Saved outputs, newest first; double-click opens one (music plays in the Music tab)")
         self.items.currentItemChanged.connect(self._show_details)
         self.items.itemDoubleClicked.connect(self._open)
         self.details = QPlainTextEdit()
@@ -92,5 +94,4 @@ class GalleryPanel(QWidget):
         self.details.setPlainText("\n".join(lines))
 
     def _open(self, entry: QListWidgetItem) -> None:
-        item = entry.data(Qt.ItemDataRole.UserRole)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(item.path)))
+        self.open_requested.emit(entry.data(Qt.ItemDataRole.UserRole))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 import studio
@@ -14,8 +14,8 @@ from studio.runtime.services import make_catalog
 from studio.ui.bridge import WorkerBridge
 from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.image_panel import ImagePanel
+from studio.ui.music_panel import MusicPanel
 from studio.ui.panel_base import GenerationPanel
-from studio.ui.pending_panel import PendingPanel
 from studio.ui.text_panel import TextPanel
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class MainWindow(QMainWindow):
 
         self.text_panel = TextPanel(services)
         self.image_panel = ImagePanel(services)
-        self.music_panel = PendingPanel(services, "music")
+        self.music_panel = MusicPanel(services)
         self.gallery_panel = GalleryPanel(services)
         self.panels: dict[str, GenerationPanel] = {
             "text": self.text_panel,
@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
             panel.items_saved.connect(self._items_saved)
             panel.prompt_for.connect(self._send_prompt)
         self.bridge.event.connect(self._on_event)
+        self.gallery_panel.open_requested.connect(self._open_item)
 
         self.device_label = QLabel("Device: not loaded yet")
         self.device_label.setAccessibleName("device")
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         last = self.services.settings.get("last_models")
         self.text_panel.refresh_models(specs, last.get("text", ""))
         self.image_panel.refresh_models(specs, last.get("image", ""))
+        self.music_panel.refresh_models(specs, last.get("music", ""))
 
     def _on_event(self, event: JobEvent) -> None:
         if event.kind is EventKind.DEVICE:
@@ -127,6 +129,14 @@ class MainWindow(QMainWindow):
         if items:
             self.statusBar().showMessage(f"Saved {items[0].path.name}", 5000)
 
+    def _open_item(self, item) -> None:
+        """Double-click in the gallery: music opens in the Music tab's player, the rest in their app."""
+        if item.kind == "music":
+            self.music_panel.load_item(item)
+            self.tabs.setCurrentWidget(self.music_panel)
+        else:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(item.path)))
+
     def _send_prompt(self, kind: str, text: str) -> None:
         panel = self.panels.get(kind)
         if panel is not None:
@@ -138,6 +148,7 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         self._shut_down = True
+        self.music_panel.shutdown()
         self.bridge.detach()
         self.services.close()
 
