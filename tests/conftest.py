@@ -83,3 +83,8 @@ def tiny_sd(models_root) -> Path:
 @pytest.fixture(scope="session")
 def tiny_musicgen(models_root) -> Path:
     return tiny_models.build_tiny_musicgen(models_root / "tiny-musicgen")
+
+
+@pytest.fixture(scope="session")
+def tiny_stable_audio(models_root) -> Path:
+    return tiny_models.build_tiny_stable_audio(models_root / "tiny-stable-audio")

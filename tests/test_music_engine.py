@@ -108,3 +108,32 @@ def test_resampling_keeps_length_and_pitch():
     assert out.shape == (rate_out, 1)
     spectrum = np.abs(np.fft.rfft(out[:, 0]))
     assert abs(np.argmax(spectrum) * rate_out / len(out) - 440) < 2
+
+
+def test_a_diffusers_audio_pipeline_reports_steps_and_saves_stereo(services, tiny_stable_audio):
+    request = MusicRequest(prompt="calm piano", model=str(tiny_stable_audio), duration=1.5, seed=3)
+    log, end = _run(services, request)
+    assert end.kind.value == "finished", end.error
+    info = soundfile.info(end.result[0].path)
+    assert info.samplerate == 64 and info.channels == 2 and info.frames == 96
+    steps = [e.step for e in log.of(end.job_id) if e.kind.value == "progress"]
+    assert steps[0] == 1 and steps[-1] == len(steps)
+    _, again = _run(services, request)
+    assert np.array_equal(_samples(end.result[0]), _samples(again.result[0]))  # seeded
+
+
+def test_a_diffusers_audio_pipeline_refuses_more_than_it_can_make(services, tiny_stable_audio):
+    _, end = _run(services, MusicRequest(prompt="calm", model=str(tiny_stable_audio), duration=30.0, seed=1))
+    assert end.kind.value == "error" and "cannot make this" in end.error
+
+
+def test_a_diffusers_audio_pipeline_stops_within_a_step_on_cancel(services, tiny_stable_audio):
+    def cancel_at_step_three(event):
+        if event.kind.value == "progress" and event.step == 3:
+            services.worker.cancel(event.job_id)  # on the worker thread, between two steps
+
+    services.worker.subscribe(cancel_at_step_three)
+    log, end = _run(services, MusicRequest(prompt="calm", model=str(tiny_stable_audio), duration=1.0, seed=1))
+    assert end.kind.value == "cancelled" and not end.error
+    assert max(e.step for e in log.of(end.job_id) if e.kind.value == "progress") == 3
+    assert services.store.list() == []

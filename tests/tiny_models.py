@@ -256,3 +256,53 @@ def build_tiny_musicgen(folder: Path, *, seed: int = 0, decoder_width: int = 16,
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_stable_audio(folder: Path, *, seed: int = 0) -> Path:
+    """A StableAudioPipeline: tiny DiT, Oobleck VAE at 64 samples/s (stereo), tiny T5, up to 2 s.
+
+    The released models use CosineDPMSolverMultistepScheduler, which needs torchsde; the EDM
+    DPM-Solver takes the same v-prediction and sigma settings without it.
+    """
+    import torch
+    from diffusers import AutoencoderOobleck, EDMDPMSolverMultistepScheduler, StableAudioDiTModel, StableAudioPipeline
+    from diffusers.pipelines.stable_audio import StableAudioProjectionModel
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    torch.manual_seed(seed)
+    transformer = StableAudioDiTModel(
+        sample_size=64,
+        in_channels=3,
+        num_layers=2,
+        attention_head_dim=4,
+        num_key_value_attention_heads=2,
+        out_channels=3,
+        cross_attention_dim=4,
+        time_proj_dim=8,
+        global_states_input_dim=8,
+        cross_attention_input_dim=4,
+    )
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=6,
+        downsampling_ratios=[1, 2],
+        decoder_channels=3,
+        decoder_input_channels=3,
+        audio_channels=2,
+        channel_multiples=[2, 4],
+        sampling_rate=64,
+    )
+    text_encoder = T5EncoderModel(
+        T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1)
+    )
+    words = "calm piano drums strings slow fast bright dark rain".split()
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("\u2581" + w, -1.0 - i) for i, w in enumerate(words)]
+    pipe = StableAudioPipeline(
+        transformer=transformer,
+        scheduler=EDMDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction", sigma_data=1.0),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=16),
+        projection_model=StableAudioProjectionModel(text_encoder_dim=32, conditioning_dim=4, min_value=0, max_value=32),
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

@@ -112,6 +112,9 @@ class MusicEngine:
             if cls_name in MUSICGEN_CLASSES:
                 return self._load_musicgen(spec, device, cls_name)
             return self._load_pipeline(spec, device)
+        except ImportError as exc:  # e.g. Stable Audio's scheduler needs torchsde
+            missing = " ".join(str(exc).split())[:300]
+            raise ModelError(f"{spec.name} needs a Python package that is not installed: {missing}") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot load {spec.name} as a music model: {str(exc).splitlines()[0][:300]}") from exc
 
