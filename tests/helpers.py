@@ -42,3 +42,14 @@ class EventLog:
 
     def wait_end(self, job_id: str, timeout: float = 60.0) -> JobEvent:
         return self.wait_for(lambda e: e.job_id == job_id and e.is_terminal, timeout)
+
+
+def show_active(qtbot, window) -> None:
+    """Show ``window`` and wait until it is the active window: window shortcuts (Esc, Ctrl+Enter)
+    only fire in the active window, and an earlier test's window may still hold that role."""
+    from PySide6.QtWidgets import QApplication
+
+    window.show()
+    window.raise_()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)

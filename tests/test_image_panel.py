@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import show_active
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -18,7 +19,7 @@ def window(qtbot, services, tiny_sd, monkeypatch):
     services.settings.set("model_folders", [str(tiny_sd.parent)])
     main = MainWindow(services)
     qtbot.addWidget(main)
-    main.show()
+    show_active(qtbot, main)
     main.tabs.setCurrentWidget(main.image_panel)
     panel = main.image_panel
     panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(tiny_sd)))

@@ -7,6 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile
+from helpers import show_active
 from PySide6.QtCore import Qt
 
 from studio.ui.main_window import MainWindow
@@ -17,7 +18,7 @@ def window(qtbot, services, tiny_musicgen):
     services.settings.set("model_folders", [str(tiny_musicgen.parent)])
     main = MainWindow(services)
     qtbot.addWidget(main)
-    main.show()
+    show_active(qtbot, main)
     main.tabs.setCurrentWidget(main.music_panel)
     panel = main.music_panel
     panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(tiny_musicgen)))

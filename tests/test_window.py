@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import show_active
 from PySide6.QtCore import Qt
 
 from studio.ui.main_window import MainWindow
@@ -14,7 +15,7 @@ from studio.ui.main_window import MainWindow
 def window(qtbot, services):
     main = MainWindow(services)
     qtbot.addWidget(main)
-    main.show()
+    show_active(qtbot, main)
     yield main
     main.shutdown()
 
