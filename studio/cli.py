@@ -341,8 +341,9 @@ def _models_add(args: argparse.Namespace, services: Any) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from studio.gallery.verify import verify_file
+    from studio.runtime.services import installation_credentials
 
-    report = verify_file(Path(args.file))
+    report = verify_file(Path(args.file), installation_credentials(StudioPaths.resolve(args.data_dir)))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -352,8 +353,16 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"  made {record.created_at} with {record.model.get('name', '?')}, seed {record.seed}")
             if record.prompt:
                 print(f"  prompt: {record.prompt[:200]}")
+        if report.foreign is not None:
+            print(f"parameters written by {report.foreign['tool']}:")
+            print(f"  prompt: {report.foreign.get('prompt', '')[:200]}")
+            for key, value in list(report.foreign.get("settings", {}).items())[:12]:
+                print(f"  {key}: {value}")
         if report.expected_sha256:
-            print("content: " + ("unchanged since saving" if not report.tampered else "CHANGED since saving"))
+            print("content: " + ("unchanged since saving" if not report.hash_mismatch else "CHANGED since saving"))
+        if report.credentials is not None:
+            signer = f", signed by {report.credentials.signer}" if report.credentials.signer else ""
+            print(f"content credentials (C2PA): {report.credentials.state}{signer}")
         for problem in report.problems:
             print(f"problem: {problem}")
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -1,9 +1,10 @@
 """Write outputs as files with their provenance embedded, and read it back from such files.
 
-Embedding is done with Pillow (PNG), soundfile + mutagen (FLAC) and plain text (Markdown);
-each format keeps the full record so a file dragged out of the app still says where it
-came from. The AI-generated marking (IPTC digital source type) is always written; the
-prompt only when the user allows it.
+Every format is written with a maintained library — Pillow (PNG, JPEG, WebP), soundfile and
+mutagen (FLAC, OGG, WAV, MP3) — or as plain text (Markdown front matter). Each keeps the full
+record so a file dragged out of the app still says where it came from. The AI-generated marking
+(IPTC digital source type) is always written, also in files stripped for sharing; the prompt
+only when the user allows it. C2PA signing comes after this, as the last step (credentials.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,33 @@ from typing import Any
 from studio.core.outputs import GeneratedOutput
 from studio.core.provenance import ProvenanceRecord
 from studio.gallery.a1111 import format_parameters
+from studio.gallery.xmp import DIGITAL_SOURCE_TYPE, build_xmp, record_from_xmp
 
-DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 RECORD_KEY = "studio_provenance"
 _FRONT_MATTER_PREFIX = f"{RECORD_KEY}: "
+_TAG = RECORD_KEY.upper()
+
+IMAGE_FORMATS = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+AUDIO_FORMATS = {".flac": "audio/flac", ".wav": "audio/wav", ".ogg": "audio/ogg", ".mp3": "audio/mpeg"}
+TEXT_FORMATS = {".md": "text/markdown", ".txt": "text/plain"}
+MIME_TYPES = {**IMAGE_FORMATS, ".jpeg": "image/jpeg", **AUDIO_FORMATS, **TEXT_FORMATS}
+# EXIF UserComment with this 8-byte prefix is UTF-16 text: how A1111 stores its parameters in JPEG/WebP.
+_EXIF_UNICODE = b"UNICODE\x00"
+_EXIF_IFD, _USER_COMMENT, _SOFTWARE = 0x8769, 0x9286, 0x0131
+
+__all__ = [
+    "DIGITAL_SOURCE_TYPE",
+    "MIME_TYPES",
+    "RECORD_KEY",
+    "EncodedFormat",
+    "Marking",
+    "encode",
+    "marking_for",
+    "read_embedded_record",
+    "write_audio",
+    "write_image",
+    "write_text",
+]
 
 
 @dataclass(frozen=True)
@@ -31,20 +55,41 @@ class EncodedFormat:
     facts: dict[str, Any]
 
 
-def encode(output: GeneratedOutput, record: ProvenanceRecord, embed_prompt: bool = True) -> EncodedFormat:
-    """How to write ``output`` as a file that embeds ``record``."""
-    embedded = _embedded_record(record, embed_prompt)
-    if output.kind == "text":
-        return _encode_markdown(output.data, embedded)
-    if output.kind == "image":
-        return _encode_png(output.data, embedded, record, embed_prompt)
-    if output.kind == "music":
-        return _encode_flac(output.data, int(output.info["sample_rate"]), embedded)
-    raise ValueError(f"no file format for outputs of kind {output.kind!r}")
+@dataclass(frozen=True)
+class Marking:
+    """What goes into a file besides its content. ``record`` None: stripped for sharing."""
+
+    record: dict[str, Any] | None
+    parameters: str = ""  # the A1111 text, for images
+    app: str = "Studio"
+    model_name: str = ""
+    model_version: str = ""
+
+    @property
+    def record_json(self) -> str:
+        return json.dumps(self.record, ensure_ascii=False, sort_keys=True) if self.record is not None else ""
+
+    @property
+    def prompt(self) -> str:
+        request = (self.record or {}).get("request", {})
+        return str(request.get("prompt", "")) if isinstance(request, dict) else ""
 
 
-def _embedded_record(record: ProvenanceRecord, embed_prompt: bool) -> dict[str, Any]:
+def marking_for(
+    record: ProvenanceRecord,
+    *,
+    embed_prompt: bool = True,
+    strip: bool = False,
+    image_size: tuple[int, int] | None = None,
+) -> Marking:
+    """The marking for ``record``: the full record (prompts blanked unless allowed), or source type only."""
+    app = f"{record.app.get('name', 'Studio')} {record.app.get('version', '')}".strip()
+    model_name = str(record.model.get("name") or record.model.get("id") or "")
+    model_version = str(record.model.get("revision") or (record.model.get("sha256") or "")[:12])
+    if strip:
+        return Marking(None, app=app)
     data = record.to_dict()
+    parameters = ""
     if not embed_prompt:
         request = dict(data["request"])
         for key in ("prompt", "negative", "system"):
@@ -52,89 +97,168 @@ def _embedded_record(record: ProvenanceRecord, embed_prompt: bool) -> dict[str, 
                 request[key] = ""
         data["request"] = request
         data["prompt_embedded"] = False
-    return data
+    elif record.kind == "image":
+        parameters = _a1111_parameters(record, image_size)
+    return Marking(data, parameters, app, model_name, model_version)
 
 
-def _encode_markdown(text: str, embedded: dict[str, Any]) -> EncodedFormat:
-    front = (
-        "---\n"
-        f"{_FRONT_MATTER_PREFIX}{json.dumps(embedded, ensure_ascii=False, sort_keys=True)}\n"
-        f"digital_source_type: {DIGITAL_SOURCE_TYPE}\n"
-        "---\n\n"
-    )
-    body = front + text + ("" if text.endswith("\n") else "\n")
+def _a1111_parameters(record: ProvenanceRecord, image_size: tuple[int, int] | None) -> str:
+    request = record.request
+    width, height = image_size or (request.get("width"), request.get("height"))
+    size = f"{width}x{height}" if width and height else ""
+    fields = [
+        ("Steps", request.get("steps")),
+        ("Sampler", request.get("scheduler") or record.runtime.get("scheduler")),
+        ("CFG scale", request.get("guidance")),
+        ("Seed", request.get("seed")),
+        ("Size", size),
+        ("Model hash", (record.model.get("sha256") or "")[:10]),
+        ("Model", record.model.get("name")),
+        ("Denoising strength", request.get("strength") if request.get("init_image") else None),
+        ("Version", f"{record.app.get('name', 'Studio')} {record.app.get('version', '')}".strip()),
+    ]
+    return format_parameters(request.get("prompt", ""), request.get("negative", ""), fields)
 
-    def write(path: Path) -> None:
-        path.write_text(body, encoding="utf-8")
 
-    return EncodedFormat(".md", "text/markdown", write, {"characters": len(text)})
+def encode(output: GeneratedOutput, record: ProvenanceRecord, embed_prompt: bool = True) -> EncodedFormat:
+    """How to save ``output`` in the gallery: PNG, FLAC or Markdown, with ``record`` embedded."""
+    if output.kind == "text":
+        marking = marking_for(record, embed_prompt=embed_prompt)
+        text = str(output.data)
+        return EncodedFormat(".md", "text/markdown", lambda p: write_text(text, p, marking), {"characters": len(text)})
+    if output.kind == "image":
+        from PIL import Image
+
+        image = output.data if isinstance(output.data, Image.Image) else Image.fromarray(output.data)
+        marking = marking_for(record, embed_prompt=embed_prompt, image_size=image.size)
+        facts = {"width": image.width, "height": image.height}
+        return EncodedFormat(".png", "image/png", lambda p: write_image(image, p, marking, ".png"), facts)
+    if output.kind == "music":
+        marking = marking_for(record, embed_prompt=embed_prompt)
+        samples, rate = output.data, int(output.info["sample_rate"])
+        frames = len(samples)
+        channels = 1 if getattr(samples, "ndim", 1) == 1 else int(samples.shape[1])
+        facts = {"sample_rate": rate, "channels": channels, "duration_s": round(frames / rate, 4)}
+        return EncodedFormat(".flac", "audio/flac", lambda p: write_audio(samples, rate, p, marking, ".flac"), facts)
+    raise ValueError(f"no file format for outputs of kind {output.kind!r}")
 
 
-def _encode_png(pixels: Any, embedded: dict[str, Any], record: ProvenanceRecord, embed_prompt: bool) -> EncodedFormat:
+# -- writing -------------------------------------------------------------------------
+
+
+def write_text(text: str, path: Path, marking: Marking, suffix: str = ".md") -> None:
+    if suffix == ".txt":
+        path.write_text(text, encoding="utf-8")  # plain text has nowhere to put metadata: the sidecar does
+        return
+    lines = ["---"]
+    if marking.record is not None:
+        lines.append(f"{_FRONT_MATTER_PREFIX}{marking.record_json}")
+    lines += [f"digital_source_type: {DIGITAL_SOURCE_TYPE}", "---", "", ""]
+    path.write_text("\n".join(lines) + text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+
+
+def write_image(image: Any, path: Path, marking: Marking, suffix: str = ".png", quality: int = 92) -> None:
     from PIL import Image, PngImagePlugin
 
-    image = Image.fromarray(pixels) if not isinstance(pixels, Image.Image) else pixels
-    info = PngImagePlugin.PngInfo()
-    if embed_prompt:
-        request = record.request
-        fields = [
-            ("Steps", request.get("steps")),
-            ("Sampler", request.get("scheduler") or record.runtime.get("scheduler")),
-            ("CFG scale", request.get("guidance")),
-            ("Seed", request.get("seed")),
-            ("Size", f"{image.width}x{image.height}"),
-            ("Model hash", (record.model.get("sha256") or "")[:10]),
-            ("Model", record.model.get("name")),
-            ("Version", f"{record.app.get('name', 'Studio')} {record.app.get('version', '')}".strip()),
-        ]
-        params = format_parameters(request.get("prompt", ""), request.get("negative", ""), fields)
-        # tEXt (latin-1) is what Civitai reads; Pillow falls back to iTXt for other characters.
-        info.add_text("parameters", params)
-    info.add_itxt(RECORD_KEY, json.dumps(embedded, ensure_ascii=False, sort_keys=True), zip=True)
-    info.add_text("DigitalSourceType", DIGITAL_SOURCE_TYPE)
-
-    def write(path: Path) -> None:
+    xmp = build_xmp(marking.record, app=marking.app, model_name=marking.model_name, model_version=marking.model_version)
+    if suffix == ".png":
+        info = PngImagePlugin.PngInfo()
+        if marking.parameters:
+            # tEXt (latin-1) is what Civitai reads; Pillow falls back to iTXt for other characters.
+            info.add_text("parameters", marking.parameters)
+        if marking.record is not None:
+            info.add_itxt(RECORD_KEY, marking.record_json, zip=True)
+        info.add_text("DigitalSourceType", DIGITAL_SOURCE_TYPE)
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
         image.save(path, format="PNG", pnginfo=info)
+        return
+    exif = Image.Exif()
+    exif[_SOFTWARE] = marking.app
+    if marking.parameters:
+        exif.get_ifd(_EXIF_IFD)[_USER_COMMENT] = _EXIF_UNICODE + marking.parameters.encode("utf-16-be")
+    rgb = image.convert("RGB")
+    if suffix == ".jpg":
+        rgb.save(path, format="JPEG", quality=quality, exif=exif, xmp=xmp)
+    elif suffix == ".webp":
+        rgb.save(path, format="WEBP", quality=quality, exif=exif, xmp=xmp)
+    else:
+        raise ValueError(f"no image format for {suffix}")
 
-    return EncodedFormat(".png", "image/png", write, {"width": image.width, "height": image.height})
 
-
-def _encode_flac(samples: Any, sample_rate: int, embedded: dict[str, Any]) -> EncodedFormat:
+def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: str = ".flac") -> None:
     import soundfile
+
+    formats = {".flac": ("FLAC", "PCM_16"), ".wav": ("WAV", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".mp3": ("MP3", None)}
+    if suffix not in formats:
+        raise ValueError(f"no audio format for {suffix}")
+    container, subtype = formats[suffix]
+    soundfile.write(path, samples, rate, format=container, subtype=subtype)
+    fields = {"DIGITAL_SOURCE_TYPE": DIGITAL_SOURCE_TYPE, "ENCODER": marking.app}
+    if marking.record is not None:
+        fields[_TAG] = marking.record_json
+        fields["STUDIO_ID"] = str(marking.record.get("id", ""))
+        if marking.model_name:
+            fields["AI_SYSTEM"] = marking.model_name
+        if marking.prompt:
+            fields["DESCRIPTION"] = marking.prompt
+    if suffix in (".flac", ".ogg"):
+        _write_vorbis_comments(path, suffix, fields)
+    else:
+        _write_id3(path, suffix, fields)
+
+
+def _write_vorbis_comments(path: Path, suffix: str, fields: dict[str, str]) -> None:
     from mutagen.flac import FLAC
+    from mutagen.oggvorbis import OggVorbis
 
-    frames = len(samples)
-    channels = 1 if getattr(samples, "ndim", 1) == 1 else samples.shape[1]
+    audio = FLAC(path) if suffix == ".flac" else OggVorbis(path)
+    if audio.tags is None:
+        audio.add_tags()
+    for key, value in fields.items():
+        audio[key] = value
+    audio.save()
 
-    def write(path: Path) -> None:
-        soundfile.write(path, samples, sample_rate, format="FLAC", subtype="PCM_16")
-        tags = FLAC(path)
-        tags[RECORD_KEY.upper()] = json.dumps(embedded, ensure_ascii=False, sort_keys=True)
-        tags["DIGITAL_SOURCE_TYPE"] = DIGITAL_SOURCE_TYPE
-        if embedded["request"].get("prompt"):
-            tags["DESCRIPTION"] = embedded["request"]["prompt"]
-        tags["ENCODER"] = f"{embedded['app'].get('name')} {embedded['app'].get('version')}"
-        tags.save()
 
-    facts = {"sample_rate": sample_rate, "channels": channels, "duration_s": round(frames / sample_rate, 4)}
-    return EncodedFormat(".flac", "audio/flac", write, facts)
+def _write_id3(path: Path, suffix: str, fields: dict[str, str]) -> None:
+    from mutagen.id3 import TSSE, TXXX
+    from mutagen.mp3 import MP3
+    from mutagen.wave import WAVE
+
+    # mutagen.File() gives None for a plain WAV: open it as WAVE directly.
+    audio = WAVE(path) if suffix == ".wav" else MP3(path)
+    if audio.tags is None:
+        audio.add_tags()
+    for key, value in fields.items():
+        if key == "ENCODER":
+            audio.tags.add(TSSE(encoding=3, text=[value]))
+        else:
+            audio.tags.add(TXXX(encoding=3, desc=key, text=[value]))
+    audio.save()
+
+
+# -- reading -------------------------------------------------------------------------
 
 
 def read_embedded_record(path: Path) -> dict[str, Any] | None:
     """The Studio record embedded in ``path``, or None when there is none or it is unreadable."""
+    readers = {
+        ".md": _read_markdown,
+        ".png": _read_image,
+        ".jpg": _read_image,
+        ".jpeg": _read_image,
+        ".webp": _read_image,
+        ".flac": _read_vorbis,
+        ".ogg": _read_vorbis,
+        ".wav": _read_id3,
+        ".mp3": _read_id3,
+    }
+    reader = readers.get(Path(path).suffix.lower())
+    if reader is None:
+        return None
     try:
-        suffix = path.suffix.lower()
-        if suffix == ".md":
-            return _read_markdown(path)
-        if suffix == ".png":
-            return _read_png(path)
-        if suffix == ".flac":
-            return _read_flac(path)
-    except (OSError, ValueError, SyntaxError, KeyError):
+        return reader(Path(path))
+    except Exception:  # every reader meets malformed files; they raise their own types
         return None
-    except Exception:  # third-party readers raise their own types on malformed files
-        return None
-    return None
 
 
 def _read_markdown(path: Path) -> dict[str, Any] | None:
@@ -142,7 +266,7 @@ def _read_markdown(path: Path) -> dict[str, Any] | None:
         if handle.readline().rstrip("\n") != "---":
             return None
         for _ in range(64):
-            line = handle.readline()
+            line = handle.readline(8 * 1024 * 1024)
             if not line or line.rstrip("\n") == "---":
                 return None
             if line.startswith(_FRONT_MATTER_PREFIX):
@@ -150,21 +274,59 @@ def _read_markdown(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _read_png(path: Path) -> dict[str, Any] | None:
+def _read_image(path: Path) -> dict[str, Any] | None:
     from PIL import Image
 
     with Image.open(path) as image:
-        image.load()
-        text = getattr(image, "text", {}) or {}
+        text = dict(getattr(image, "text", {}) or {}) if image.format == "PNG" else {}
         raw = text.get(RECORD_KEY)
-    return _as_dict(json.loads(raw)) if raw else None
+        if raw:
+            return _as_dict(json.loads(raw))
+        packet = text.get("XML:com.adobe.xmp") or image.info.get("xmp")
+    return record_from_xmp(packet) if packet else None
 
 
-def _read_flac(path: Path) -> dict[str, Any] | None:
+def _read_vorbis(path: Path) -> dict[str, Any] | None:
     from mutagen.flac import FLAC
+    from mutagen.oggvorbis import OggVorbis
 
-    values = FLAC(path).tags.get(RECORD_KEY.upper()) if FLAC(path).tags else None
+    audio = FLAC(path) if path.suffix.lower() == ".flac" else OggVorbis(path)
+    values = audio.tags.get(_TAG) if audio.tags else None
     return _as_dict(json.loads(values[0])) if values else None
+
+
+def _read_id3(path: Path) -> dict[str, Any] | None:
+    from mutagen.mp3 import MP3
+    from mutagen.wave import WAVE
+
+    audio = WAVE(path) if path.suffix.lower() == ".wav" else MP3(path)
+    frame = audio.tags.get(f"TXXX:{_TAG}") if audio.tags else None
+    return _as_dict(json.loads(frame.text[0])) if frame else None
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """Plain tags a file carries (for the details view and for verify of files not made here)."""
+    try:
+        suffix = Path(path).suffix.lower()
+        if suffix in (".flac", ".ogg"):
+            from mutagen.flac import FLAC
+            from mutagen.oggvorbis import OggVorbis
+
+            audio = FLAC(path) if suffix == ".flac" else OggVorbis(path)
+            return {k.upper(): v for k, v in (audio.tags or {}).items() if k.upper() != _TAG}
+        if suffix in (".wav", ".mp3"):
+            from mutagen.mp3 import MP3
+            from mutagen.wave import WAVE
+
+            audio = WAVE(path) if suffix == ".wav" else MP3(path)
+            return {
+                (frame.desc if frame.FrameID == "TXXX" else frame.FrameID): str(frame.text[0])
+                for frame in (audio.tags or {}).values()
+                if getattr(frame, "text", None) and getattr(frame, "desc", "") != _TAG
+            }
+    except Exception:
+        return {}
+    return {}
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:

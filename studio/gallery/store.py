@@ -1,13 +1,17 @@
 """The gallery on disk: output files, a JSON sidecar each, and a SQLite index to search them.
 
-The sidecar is the source of truth; the index is a cache that ``rebuild`` recreates from the
+The sidecar is the source of truth: the provenance record plus the user's annotations
+(favourite, tags) under ``annotations``. The index is a cache that ``rebuild`` recreates from the
 sidecars (or from the record embedded in a file whose sidecar is gone). Every save is
-crash-safe: the file is written to a temporary name, synced and renamed; then the sidecar
-the same way; then the index row in one transaction. A crash leaves no item or a whole one.
+crash-safe: the file is written to a temporary name (metadata embedded, then C2PA-signed),
+synced and renamed; then the sidecar the same way; then the index row in one transaction. A
+crash leaves no item or a whole one. Deleting moves an item into ``trash/``, from where
+``restore`` brings it back until ``empty_trash``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,13 +27,15 @@ from typing import Any
 
 from studio.core.errors import StudioError
 from studio.core.outputs import GeneratedOutput
-from studio.core.provenance import ProvenanceRecord
-from studio.gallery.metadata import encode, read_embedded_record
+from studio.core.provenance import ProvenanceRecord, utc_now_iso
+from studio.gallery.credentials import SIGNABLE_MIME, ContentCredentials
+from studio.gallery.metadata import encode, marking_for, read_embedded_record
 
 log = logging.getLogger(__name__)
 
-INDEX_SCHEMA_VERSION = 1
+INDEX_SCHEMA_VERSION = 2
 _TMP_PREFIX = ".partial-"
+TRASH = "trash"
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class GalleryItem:
     kind: str
     path: Path
     record: ProvenanceRecord
+    favourite: bool = False
+    tags: tuple[str, ...] = ()
 
     @property
     def sidecar(self) -> Path:
@@ -54,22 +62,36 @@ class GalleryItem:
             "model": self.record.model.get("id", ""),
             "created_at": self.record.created_at,
             "sha256": self.record.output.get("sha256", ""),
+            "favourite": self.favourite,
+            "tags": list(self.tags),
         }
 
 
 class GalleryStore:
     """Saves outputs and finds them again. Safe to use from several threads."""
 
-    def __init__(self, root: Path, *, embed_prompts: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        embed_prompts: Callable[[], bool] = lambda: True,
+        sign_outputs: Callable[[], bool] = lambda: False,
+        credentials: ContentCredentials | None = None,
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.index_path = self.root / "index.sqlite3"
         self._embed_prompts = embed_prompts
+        self._sign_outputs = sign_outputs
+        self.credentials = credentials
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         with self._transaction() as db:
-            _create_schema(db)
+            outdated = _create_schema(db)
+        if outdated:
+            log.info("gallery index is from an older version of Studio: rebuilding it from the sidecars")
+            self.rebuild()
 
     # -- saving -------------------------------------------------------------
 
@@ -78,9 +100,18 @@ class GalleryStore:
         folder = self.root / record.created_at[:10]
         encoded = encode(output, record, embed_prompt=self._embed_prompts())
         final = folder / f"{record.id}{encoded.suffix}"
+        credentials = "none"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(final, encoded.write)
+            write = encoded.write
+            if self._should_sign(final):
+                write, credentials = self._signed(encoded.write, record), "c2pa"
+            try:
+                _atomic_write(final, write)
+            except SigningFailed as exc:
+                log.warning("content credentials could not be added to %s: %s", final.name, exc.__cause__)
+                credentials = f"none (signing failed: {str(exc.__cause__)[:200]})"
+                _atomic_write(final, encoded.write)
             digest, size = _sha256_of(final)
             full = ProvenanceRecord.from_dict(
                 {
@@ -91,53 +122,207 @@ class GalleryStore:
                         "mime": encoded.mime,
                         "sha256": digest,
                         "bytes": size,
+                        "content_credentials": credentials,
                         **encoded.facts,
                     },
                 }
             )
-            sidecar_text = json.dumps(full.to_dict(), indent=2, ensure_ascii=False, sort_keys=True)
-            _atomic_write(final.with_name(record.id + ".json"), lambda p: p.write_text(sidecar_text, "utf-8"))
+            item = GalleryItem(record.id, record.kind, final, full)
+            _write_sidecar(item)
         except OSError as exc:
             raise StudioError(_describe_write_error(exc, folder)) from exc
-        item = GalleryItem(record.id, record.kind, final, full)
         with self._transaction() as db:
             _insert(db, item, self.root)
         return item
 
+    def _should_sign(self, final: Path) -> bool:
+        return self.credentials is not None and self._sign_outputs() and final.suffix in SIGNABLE_MIME
+
+    def _signed(self, write_plain: Callable[[Path], None], record: ProvenanceRecord) -> Callable[[Path], None]:
+        """A writer that embeds the plain metadata first, then signs: a tag added later would break it."""
+        credentials = self.credentials
+        assert credentials is not None
+        embedded = marking_for(record, embed_prompt=self._embed_prompts()).record or {}
+
+        def write(path: Path) -> None:
+            plain = path.with_name(_TMP_PREFIX + "plain-" + path.name.removeprefix(_TMP_PREFIX))
+            try:
+                write_plain(plain)
+                try:
+                    credentials.sign(plain, path, embedded)
+                except Exception as exc:  # c2pa raises its own types; the output must not be lost
+                    raise SigningFailed() from exc
+            finally:
+                plain.unlink(missing_ok=True)
+
+        return write
+
+    # -- annotations, trash --------------------------------------------------
+
+    def annotate(self, item_id: str, *, favourite: bool | None = None, tags: list[str] | None = None) -> GalleryItem:
+        """Mark an item as a favourite or set its tags; kept in its sidecar, so rebuild keeps them."""
+        item = self.get(item_id, include_deleted=True)
+        if item is None:
+            raise StudioError(f"no gallery item {item_id}")
+        clean_tags = tuple(dict.fromkeys(t.strip() for t in (tags if tags is not None else item.tags) if t.strip()))
+        updated = dataclasses.replace(
+            item, favourite=item.favourite if favourite is None else bool(favourite), tags=clean_tags
+        )
+        try:
+            _write_sidecar(updated)
+        except OSError as exc:
+            raise StudioError(_describe_write_error(exc, item.path.parent)) from exc
+        with self._transaction() as db:
+            _insert(db, updated, self.root, deleted=self._is_deleted(db, item_id))
+        return updated
+
+    def delete(self, item_ids: list[str]) -> list[str]:
+        """Move items to the trash; returns the ids moved (for undo)."""
+        moved = []
+        for item_id in item_ids:
+            item = self.get(item_id)
+            if item is None:
+                continue
+            target = self.root / TRASH / item.path.name
+            try:
+                _move_item(item, target)
+            except OSError as exc:
+                raise StudioError(_describe_write_error(exc, target.parent)) from exc
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE items SET deleted_at = ?, path = ? WHERE id = ?",
+                    (utc_now_iso(), str(target.relative_to(self.root)), item_id),
+                )
+            moved.append(item_id)
+        return moved
+
+    def restore(self, item_ids: list[str]) -> list[str]:
+        """Bring items back from the trash (undo a delete)."""
+        restored = []
+        for item_id in item_ids:
+            item = self.get(item_id, include_deleted=True)
+            if item is None or item.path.parent != self.root / TRASH:
+                continue
+            target = self.root / item.record.created_at[:10] / item.path.name
+            try:
+                _move_item(item, target)
+            except OSError as exc:
+                raise StudioError(_describe_write_error(exc, target.parent)) from exc
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE items SET deleted_at = NULL, path = ? WHERE id = ?",
+                    (str(target.relative_to(self.root)), item_id),
+                )
+            restored.append(item_id)
+        return restored
+
+    def trash(self) -> list[GalleryItem]:
+        rows = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC")
+        return [self._item(row) for row in rows]
+
+    def empty_trash(self) -> int:
+        """Delete the trash for good; returns how many items went."""
+        gone = self.trash()
+        for item in gone:
+            item.path.unlink(missing_ok=True)
+            item.sidecar.unlink(missing_ok=True)
+        with self._transaction() as db:
+            db.executemany("DELETE FROM items WHERE id = ?", [(i.id,) for i in gone])
+            db.executemany("DELETE FROM items_fts WHERE id = ?", [(i.id,) for i in gone])
+        return len(gone)
+
+    def _is_deleted(self, db: sqlite3.Connection, item_id: str) -> bool:
+        row = db.execute("SELECT deleted_at FROM items WHERE id = ?", (item_id,)).fetchone()
+        return bool(row and row[0])
+
     # -- reading ------------------------------------------------------------
 
-    def get(self, item_id: str) -> GalleryItem | None:
-        row = (
-            self._db()
-            .execute("SELECT id, kind, path, record FROM items WHERE id = ? AND deleted_at IS NULL", (item_id,))
-            .fetchone()
-        )
+    def get(self, item_id: str, *, include_deleted: bool = False) -> GalleryItem | None:
+        where = "id = ?" if include_deleted else "id = ? AND deleted_at IS NULL"
+        row = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE {where}", (item_id,)).fetchone()
         return self._item(row) if row else None
 
-    def list(self, kind: str | None = None, search: str | None = None, limit: int | None = None) -> list[GalleryItem]:
-        """Items newest first, of one kind or all, matching ``search`` words when given."""
-        sql = "SELECT items.id, kind, path, record FROM items"
-        where = ["deleted_at IS NULL"]
+    def list(
+        self,
+        kind: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        *,
+        offset: int = 0,
+        model: str | None = None,
+        favourites: bool = False,
+        since: str | None = None,
+    ) -> list[GalleryItem]:
+        """Items newest first: of one kind or all, matching ``search`` words (prompt, model, tags),
+        of one model id, favourites only, or made on or after the date ``since`` (YYYY-MM-DD)."""
+        sql, args = self._query(f"SELECT {_COLUMNS} FROM items", kind, search, model, favourites, since)
+        sql += " ORDER BY items.id DESC"
+        if limit:
+            sql += " LIMIT ? OFFSET ?"
+            args += [int(limit), int(offset)]
+        return [self._item(row) for row in self._db().execute(sql, args)]
+
+    def ids(
+        self,
+        kind: str | None = None,
+        search: str | None = None,
+        *,
+        model: str | None = None,
+        favourites: bool = False,
+        since: str | None = None,
+    ) -> list[str]:
+        """Only the ids, newest first: what a virtual list needs to know its length and order."""
+        sql, args = self._query("SELECT items.id FROM items", kind, search, model, favourites, since)
+        return [row[0] for row in self._db().execute(sql + " ORDER BY items.id DESC", args)]
+
+    def get_many(self, item_ids: list[str]) -> dict[str, GalleryItem]:
+        if not item_ids:
+            return {}
+        marks = ",".join("?" * len(item_ids))
+        rows = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE id IN ({marks})", item_ids)
+        return {row[0]: self._item(row) for row in rows}
+
+    def models(self) -> list[str]:
+        rows = self._db().execute("SELECT DISTINCT model FROM items WHERE deleted_at IS NULL AND model != ''")
+        return sorted(row[0] for row in rows)
+
+    def _query(
+        self,
+        select: str,
+        kind: str | None,
+        search: str | None,
+        model: str | None,
+        favourites: bool,
+        since: str | None,
+    ) -> tuple[str, list[Any]]:
+        sql = select
+        where = ["items.deleted_at IS NULL"]
         args: list[Any] = []
         if search and search.strip():
             sql += " JOIN items_fts ON items_fts.id = items.id"
             where.append("items_fts MATCH ?")
             args.append(_fts_query(search))
         if kind:
-            where.append("kind = ?")
+            where.append("items.kind = ?")
             args.append(kind)
-        sql += " WHERE " + " AND ".join(where) + " ORDER BY items.id DESC"
-        if limit:
-            sql += " LIMIT ?"
-            args.append(int(limit))
-        return [self._item(row) for row in self._db().execute(sql, args)]
+        if model:
+            where.append("items.model = ?")
+            args.append(model)
+        if favourites:
+            where.append("items.favourite = 1")
+        if since:
+            where.append("items.created_at >= ?")
+            args.append(since)
+        return sql + " WHERE " + " AND ".join(where), args
 
     def count(self) -> int:
         return self._db().execute("SELECT COUNT(*) FROM items WHERE deleted_at IS NULL").fetchone()[0]
 
-    def _item(self, row: tuple[str, str, str, str]) -> GalleryItem:
-        item_id, kind, rel_path, record_json = row
-        return GalleryItem(item_id, kind, self.root / rel_path, ProvenanceRecord.from_dict(json.loads(record_json)))
+    def _item(self, row: tuple[Any, ...]) -> GalleryItem:
+        item_id, kind, rel_path, record_json, favourite, tags = row
+        record = ProvenanceRecord.from_dict(json.loads(record_json))
+        tag_list = tuple(t for t in str(tags or "").split("\n") if t)
+        return GalleryItem(item_id, kind, self.root / rel_path, record, bool(favourite), tag_list)
 
     # -- repair -------------------------------------------------------------
 
@@ -149,7 +334,7 @@ class GalleryStore:
                 if path.name.startswith(_TMP_PREFIX):
                     path.unlink(missing_ok=True)  # a save that never finished
                 continue
-            if path.suffix == ".json" or path.parent == self.root:
+            if path.suffix == ".json" or path.parent == self.root or path.name.startswith("index.sqlite3"):
                 continue
             item = self._recover(path)
             if item is not None:
@@ -158,8 +343,8 @@ class GalleryStore:
             db.execute("DELETE FROM items")
             db.execute("DELETE FROM items_fts")
             for item in items.values():
-                _insert(db, item, self.root)
-        return len(items)
+                _insert(db, item, self.root, deleted=item.path.parent == self.root / TRASH)
+        return sum(1 for item in items.values() if item.path.parent != self.root / TRASH)
 
     def _recover(self, path: Path) -> GalleryItem | None:
         sidecar = path.with_suffix(".json")
@@ -179,7 +364,14 @@ class GalleryStore:
         if record.id != path.stem:
             log.warning("skipping %s: its record names item %s", path, record.id)
             return None
-        return GalleryItem(record.id, record.kind, path, record)
+        notes = data.get("annotations") if isinstance(data, dict) else None
+        notes = notes if isinstance(notes, dict) else {}
+        tags = (
+            tuple(str(t) for t in notes.get("tags", []) if isinstance(t, str))
+            if isinstance(notes.get("tags"), list)
+            else ()
+        )
+        return GalleryItem(record.id, record.kind, path, record, bool(notes.get("favourite")), tags)
 
     # -- plumbing -----------------------------------------------------------
 
@@ -215,7 +407,16 @@ class GalleryStore:
         self._local = threading.local()
 
 
-def _create_schema(db: sqlite3.Connection) -> None:
+_COLUMNS = "items.id, items.kind, items.path, items.record, items.favourite, items.tags"
+
+
+def _create_schema(db: sqlite3.Connection) -> bool:
+    """Create the tables; True when an older index was dropped and must be rebuilt."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    outdated = 0 < version < INDEX_SCHEMA_VERSION
+    if outdated:
+        db.execute("DROP TABLE IF EXISTS items")
+        db.execute("DROP TABLE IF EXISTS items_fts")
     db.execute(
         """CREATE TABLE IF NOT EXISTS items (
             id TEXT PRIMARY KEY,
@@ -227,20 +428,24 @@ def _create_schema(db: sqlite3.Connection) -> None:
             seed INTEGER,
             sha256 TEXT NOT NULL DEFAULT '',
             record TEXT NOT NULL,
+            favourite INTEGER NOT NULL DEFAULT 0,
+            tags TEXT NOT NULL DEFAULT '',
             deleted_at TEXT
         )"""
     )
     db.execute("CREATE INDEX IF NOT EXISTS items_kind ON items (kind, id)")
-    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(id UNINDEXED, prompt, model)")
+    db.execute("CREATE INDEX IF NOT EXISTS items_model ON items (model, id)")
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(id UNINDEXED, prompt, model, tags)")
     db.execute(f"PRAGMA user_version = {INDEX_SCHEMA_VERSION}")
+    return outdated
 
 
-def _insert(db: sqlite3.Connection, item: GalleryItem, root: Path) -> None:
+def _insert(db: sqlite3.Connection, item: GalleryItem, root: Path, *, deleted: bool = False) -> None:
     record = item.record
     model_words = " ".join(str(record.model.get(k, "")) for k in ("id", "name", "family"))
     db.execute(
-        "INSERT OR REPLACE INTO items (id, kind, created_at, path, prompt, model, seed, sha256, record)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO items (id, kind, created_at, path, prompt, model, seed, sha256, record,"
+        " favourite, tags, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             item.id,
             item.kind,
@@ -251,10 +456,37 @@ def _insert(db: sqlite3.Connection, item: GalleryItem, root: Path) -> None:
             record.seed,
             record.output.get("sha256", ""),
             json.dumps(record.to_dict(), ensure_ascii=False),
+            int(item.favourite),
+            "\n".join(item.tags),
+            utc_now_iso() if deleted else None,
         ),
     )
     db.execute("DELETE FROM items_fts WHERE id = ?", (item.id,))
-    db.execute("INSERT INTO items_fts (id, prompt, model) VALUES (?, ?, ?)", (item.id, record.prompt, model_words))
+    db.execute(
+        "INSERT INTO items_fts (id, prompt, model, tags) VALUES (?, ?, ?, ?)",
+        (item.id, record.prompt, model_words, " ".join(item.tags)),
+    )
+
+
+def _write_sidecar(item: GalleryItem) -> None:
+    data = item.record.to_dict()
+    if item.favourite or item.tags:
+        data["annotations"] = {"favourite": item.favourite, "tags": list(item.tags)}
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
+    _atomic_write(item.sidecar, lambda p: p.write_text(text, "utf-8"))
+
+
+def _move_item(item: GalleryItem, target: Path) -> None:
+    """Move the file and its sidecar; the file last in, first out, so a crash leaves it findable."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if item.sidecar.exists():
+        os.replace(item.sidecar, target.with_name(item.id + ".json"))
+    os.replace(item.path, target)
+    _fsync_dir(target.parent)
+
+
+class SigningFailed(Exception):
+    """C2PA signing failed; the cause is chained. The output is then saved without credentials."""
 
 
 def _fts_query(text: str) -> str:

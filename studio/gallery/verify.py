@@ -1,4 +1,5 @@
-"""Checking what a file says about itself: its provenance record and whether it still matches."""
+"""Checking what a file says about itself: its provenance record, its content credentials (C2PA)
+and whether it still matches them. Files from other tools report the parameters they carry."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.provenance import ProvenanceRecord
+from studio.gallery.credentials import ContentCredentials, CredentialReport
+from studio.gallery.foreign import read_foreign_metadata
 from studio.gallery.metadata import read_embedded_record
 
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
@@ -22,14 +25,23 @@ class VerifyReport:
     expected_sha256: str = ""
     actual_sha256: str = ""
     problems: list[str] = field(default_factory=list)
+    credentials: CredentialReport | None = None
+    foreign: dict[str, Any] | None = None  # what another tool's file states (A1111, ComfyUI, InvokeAI)
 
     @property
-    def tampered(self) -> bool:
+    def hash_mismatch(self) -> bool:
         return bool(self.expected_sha256) and self.expected_sha256 != self.actual_sha256
 
     @property
+    def tampered(self) -> bool:
+        """Changed after it was saved or signed: by the record's hash or by the C2PA data hash."""
+        return self.hash_mismatch or (self.credentials is not None and self.credentials.state == "invalid")
+
+    @property
     def ok(self) -> bool:
-        return self.record is not None and not self.tampered and not self.problems
+        """Something to trust, and nothing contradicting it."""
+        stated = self.record is not None or self.foreign is not None
+        return stated and not self.tampered and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,15 +50,18 @@ class VerifyReport:
             "record": self.record.to_dict() if self.record else None,
             "expected_sha256": self.expected_sha256,
             "actual_sha256": self.actual_sha256,
-            "hash_matches": bool(self.expected_sha256) and not self.tampered,
+            "hash_matches": bool(self.expected_sha256) and not self.hash_mismatch,
+            "content_credentials": self.credentials.to_dict() if self.credentials else None,
+            "foreign": self.foreign,
             "tampered": self.tampered,
             "problems": list(self.problems),
             "ok": self.ok,
         }
 
 
-def verify_file(path: Path) -> VerifyReport:
-    """Read the record from the sidecar beside ``path`` or from the file, and check its hash."""
+def verify_file(path: Path, credentials: ContentCredentials | None = None) -> VerifyReport:
+    """Read the record from the sidecar beside ``path`` or from the file, check its hash and its
+    content credentials (trusting ``credentials``' local root when given)."""
     path = Path(path)
     report = VerifyReport(path)
     if not path.is_file():
@@ -73,11 +88,25 @@ def verify_file(path: Path) -> VerifyReport:
                 report.record_source = "embedded"
             except ValueError as exc:
                 report.problems.append(f"embedded record is not valid: {exc}")
+    report.credentials = (credentials or ContentCredentials(path.parent / ".no-local-root")).read(path)
+    if report.credentials.state == "invalid":
+        reasons = "; ".join(report.credentials.problems[:3]) or "the signature does not match the content"
+        report.problems.append(f"content credentials are invalid: {reasons}")
+    if report.credentials.state == "unreadable":
+        report.problems.extend(report.credentials.problems)
+    if report.record is None and report.credentials.record:
+        try:
+            report.record = ProvenanceRecord.from_dict(report.credentials.record)
+            report.record_source = "content credentials"
+        except ValueError:
+            pass
     if report.record is None:
-        report.problems.append("no Studio provenance record found in the file or beside it")
+        report.foreign = read_foreign_metadata(path)
+        if report.foreign is None:
+            report.problems.append("no provenance found: no Studio record, content credentials or known parameters")
         return report
     expected = report.record.output.get("sha256", "")
     report.expected_sha256 = expected if isinstance(expected, str) else ""
-    if report.tampered:
+    if report.hash_mismatch:
         report.problems.append("the file's content differs from what its record states: it was changed after saving")
     return report

@@ -7,10 +7,12 @@ import logging.handlers
 from dataclasses import dataclass
 from pathlib import Path
 
+import studio
 from studio.core.paths import StudioPaths, resources_dir
 from studio.core.settings import Settings
 from studio.engines.fingerprint import WeightFingerprints
 from studio.engines.models import ModelCatalog, ModelSpec
+from studio.gallery.credentials import ContentCredentials
 from studio.gallery.store import GalleryStore
 from studio.runtime.worker import Worker
 
@@ -43,6 +45,11 @@ class _LiveCatalog:
         return make_catalog(self._settings).resolve(ref)
 
 
+def installation_credentials(paths: StudioPaths) -> ContentCredentials:
+    """This installation's C2PA signer; its private keys stay in the data folder (mode 0600)."""
+    return ContentCredentials(paths.data / "credentials", studio.APP_NAME, studio.__version__)
+
+
 def make_catalog(settings: Settings) -> ModelCatalog:
     return ModelCatalog(resources_dir() / "models", settings.get("model_folders"))
 
@@ -50,7 +57,12 @@ def make_catalog(settings: Settings) -> ModelCatalog:
 def open_services(paths: StudioPaths) -> Services:
     paths.ensure()
     settings = Settings.load(paths.settings_file)
-    store = GalleryStore(paths.gallery, embed_prompts=lambda: bool(settings.get("embed_prompts")))
+    store = GalleryStore(
+        paths.gallery,
+        embed_prompts=lambda: bool(settings.get("embed_prompts")),
+        sign_outputs=lambda: bool(settings.get("sign_outputs")),
+        credentials=installation_credentials(paths),
+    )
     worker = Worker(
         store=store,
         catalog=_LiveCatalog(settings),
