@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -27,9 +29,10 @@ from typing import Any
 
 from studio.core.errors import StudioError
 from studio.core.outputs import GeneratedOutput
-from studio.core.provenance import ProvenanceRecord, utc_now_iso
+from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
 from studio.gallery.credentials import SIGNABLE_MIME, ContentCredentials
-from studio.gallery.metadata import encode, marking_for, read_embedded_record
+from studio.gallery.foreign import read_foreign_metadata
+from studio.gallery.metadata import MIME_TYPES, encode, marking_for, read_embedded_record
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +159,60 @@ class GalleryStore:
                 plain.unlink(missing_ok=True)
 
         return write
+
+    # -- importing ------------------------------------------------------------
+
+    def import_file(self, source: Path) -> GalleryItem:
+        """Copy a file into the gallery. A Studio file keeps its record (and id) when its content
+        still matches it; any other file gets a new record from what it states (A1111, ComfyUI…)."""
+        source = Path(source)
+        suffix = source.suffix.lower()
+        kind = _KIND_BY_SUFFIX.get(suffix)
+        if kind is None or not source.is_file():
+            raise StudioError(f"cannot import {source.name}: not an image, audio or text file Studio reads")
+        digest, size = _sha256_of(source)
+        record = self._own_record(source, digest)
+        if record is not None and self.get(record.id, include_deleted=True) is not None:
+            existing = self.get(record.id, include_deleted=True)
+            assert existing is not None
+            return existing
+        if record is None:
+            record = _record_for_foreign(source, kind, suffix)
+        final = self.root / record.created_at[:10] / f"{record.id}{'.jpg' if suffix == '.jpeg' else suffix}"
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(final, lambda p: shutil.copyfile(source, p))
+            output = {**record.output, "file": final.name, "mime": MIME_TYPES[suffix], "sha256": digest, "bytes": size}
+            record = ProvenanceRecord.from_dict({**record.to_dict(), "output": {**output, **_facts(final, kind)}})
+            item = GalleryItem(record.id, record.kind, final, record)
+            _write_sidecar(item)
+        except OSError as exc:
+            raise StudioError(_describe_write_error(exc, final.parent)) from exc
+        with self._transaction() as db:
+            _insert(db, item, self.root)
+        return item
+
+    def _own_record(self, source: Path, digest: str) -> ProvenanceRecord | None:
+        data: Any = None
+        sidecar = source.with_suffix(".json")
+        if sidecar.is_file() and sidecar.stat().st_size < 16 * 1024 * 1024:
+            try:
+                data = json.loads(sidecar.read_text("utf-8"))
+            except (OSError, ValueError):
+                data = None
+        if data is None:
+            data = read_embedded_record(source)
+        try:
+            record = ProvenanceRecord.from_dict(data)
+        except ValueError:
+            return None
+        stated = record.output.get("sha256")
+        if stated and stated != digest:
+            log.info("%s was changed after Studio saved it: importing it as a new item", source.name)
+            return None
+        if not re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", record.id):
+            return None  # an id that is not ours could not name a file safely
+        return record
 
     # -- annotations, trash --------------------------------------------------
 
@@ -483,6 +540,59 @@ def _move_item(item: GalleryItem, target: Path) -> None:
         os.replace(item.sidecar, target.with_name(item.id + ".json"))
     os.replace(item.path, target)
     _fsync_dir(target.parent)
+
+
+_KIND_BY_SUFFIX = {
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".webp": "image",
+    ".flac": "music",
+    ".wav": "music",
+    ".ogg": "music",
+    ".mp3": "music",
+    ".md": "text",
+    ".txt": "text",
+}
+
+
+def _record_for_foreign(source: Path, kind: str, suffix: str) -> ProvenanceRecord:
+    """A record for a file made elsewhere: what it states about itself, marked as imported."""
+    foreign = read_foreign_metadata(source) or {}
+    settings = foreign.get("settings", {}) if isinstance(foreign.get("settings"), dict) else {}
+    seed = str(settings.get("Seed") or settings.get("seed") or "")
+    request: dict[str, Any] = {"kind": kind, "prompt": str(foreign.get("prompt", ""))}
+    if foreign.get("negative"):
+        request["negative"] = str(foreign["negative"])
+    if seed.isdigit():
+        request["seed"] = int(seed)
+    model_name = str(settings.get("Model") or settings.get("model") or "")
+    return ProvenanceRecord(
+        id=new_item_id(),
+        kind=kind,
+        created_at=utc_now_iso(),
+        app={"name": str(foreign.get("tool") or "unknown")},
+        model={"name": model_name} if model_name else {},
+        request=request,
+        runtime={"imported_from": source.name, "stated_settings": settings},
+    )
+
+
+def _facts(path: Path, kind: str) -> dict[str, Any]:
+    try:
+        if kind == "image":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return {"width": image.width, "height": image.height}
+        if kind == "music":
+            import soundfile
+
+            info = soundfile.info(str(path))
+            return {"sample_rate": info.samplerate, "channels": info.channels, "duration_s": round(info.duration, 4)}
+    except Exception:  # facts are a courtesy; an odd file still imports
+        return {}
+    return {}
 
 
 class SigningFailed(Exception):
