@@ -60,7 +60,7 @@ def test_generate_shows_previews_then_the_result_in_the_strip_and_gallery(window
     assert panel.view.pixmap().size().width() == 64
     assert item.record.request["seed"] == 42 and item.record.runtime["scheduler"] == "DDIMScheduler"
     assert "Saved 1 image" in panel.run_status.text()
-    qtbot.waitUntil(lambda: window.gallery_panel.items.count() == 1)
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 1)
     assert window.services.settings.get("last_models")["image"] == panel.model_picker.current_model()
 
 

@@ -48,3 +48,13 @@ def test_catalog_finds_models_in_nested_folders_and_resolves_ids(tiny_lm, tiny_s
         catalog.resolve("no-such-model")
     with pytest.raises(ModelError, match="does not exist"):
         catalog.resolve("/no/such/folder")
+
+
+def test_provenance_names_the_licence_from_the_model_card(tmp_path):
+    from studio.engines.models import ModelSpec
+
+    (tmp_path / "README.md").write_text("---\nlanguage: en\nlicense: apache-2.0\n---\n# A model\n")
+    spec = ModelSpec("m", "m", "text", "llama", tmp_path, "folder", True)
+    assert spec.provenance()["licence"] == "apache-2.0"
+    (tmp_path / "README.md").write_text("# no front matter\nlicense: mit\n")
+    assert "licence" not in spec.provenance()

@@ -46,7 +46,7 @@ def test_generate_loads_the_result_into_the_player_and_waveform(window, qtbot):
     if panel.player.no_output:  # no sound card here: says so, play stays off, everything else works
         assert "no audio output device" in panel.player.status.text()
         assert not panel.player.play_button.isEnabled()
-    qtbot.waitUntil(lambda: window.gallery_panel.items.count() == 1)
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 1)
 
 
 def test_continue_this_clip_makes_a_longer_child(window, qtbot):
@@ -69,8 +69,8 @@ def test_gallery_double_click_opens_music_in_the_player(window, qtbot, tmp_path)
     panel.player.close_player()
     window.tabs.setCurrentWidget(window.gallery_panel)
     window.gallery_panel.refresh()
-    entry = window.gallery_panel.items.item(0)
-    window.gallery_panel._open(entry)
+    gallery = window.gallery_panel
+    gallery.view.doubleClicked.emit(gallery.model.index(0))
     assert window.tabs.currentWidget() is panel and panel.player.path == item.path
 
 

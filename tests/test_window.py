@@ -79,7 +79,7 @@ def test_generate_streams_tokens_stop_button_follows_and_gallery_gets_the_item(w
     assert panel.generate_button.isEnabled() and not panel.stop_button.isEnabled()
     assert "tokens/s" in panel.stats.text()
     assert panel.history.count() == 1
-    qtbot.waitUntil(lambda: window.gallery_panel.items.count() == 1)
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 1)
     assert window.services.settings.get("last_models")["text"] == str(tiny_lm)
 
 

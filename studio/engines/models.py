@@ -47,7 +47,13 @@ class ModelSpec:
         }
 
     def provenance(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "family": self.family, "path": str(self.path), "source": self.source}
+        info = {"id": self.id, "name": self.name, "family": self.family, "path": str(self.path), "source": self.source}
+        licence = model_card_licence(self.path)
+        if licence:
+            info["licence"] = licence
+        if self.path.parent.name == "snapshots":  # a Hugging Face cache snapshot: its folder is the commit
+            info["revision"] = self.path.name
+        return info
 
 
 def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "path") -> ModelSpec:
@@ -165,6 +171,24 @@ def safetensors_parameter_bytes(path: Path, bytes_per_parameter: int) -> int:
                 count *= int(dim)
             total += count
     return total * bytes_per_parameter
+
+
+def model_card_licence(path: Path) -> str:
+    """The ``license:`` of a model card's front matter (README.md), or ""."""
+    card = Path(path) / "README.md"
+    try:
+        with card.open(encoding="utf-8") as handle:
+            if handle.readline().strip() != "---":
+                return ""
+            for _ in range(100):
+                line = handle.readline(4096)
+                if not line or line.strip() == "---":
+                    return ""
+                if line.lower().startswith("license:"):
+                    return line.split(":", 1)[1].strip().strip("\"'")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return ""
 
 
 def _no_safetensors(path: Path) -> str:

@@ -113,7 +113,7 @@ def _write(item, dest: Path, suffix: str, options: ExportOptions, credentials: C
             samples, rate = soundfile.read(item.path, dtype="float32", always_2d=True)
             write_audio(samples, rate, plain, marking, suffix)
         else:
-            write_text(_text_body(item.path), plain, marking, suffix)
+            write_text(text_body(item.path), plain, marking, suffix)
         if sign:
             assert credentials is not None
             credentials.sign(plain, dest, marking.record or {})
@@ -122,7 +122,7 @@ def _write(item, dest: Path, suffix: str, options: ExportOptions, credentials: C
             plain.unlink(missing_ok=True)
 
 
-def _text_body(path: Path) -> str:
+def text_body(path: Path) -> str:
     """A Markdown output's text without its front matter."""
     text = path.read_text(encoding="utf-8")
     if text.startswith("---\n"):

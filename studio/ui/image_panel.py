@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import ImageRequest, request_from_dict
+from studio.core.requests import ImageRequest
 from studio.ui.panel_base import GenerationPanel
 from studio.ui.widgets.controls import SeedField, button, double_spin, spin
 from studio.ui.widgets.image_view import ImageView, StartImageBox, dropped_image_path, qimage_from_array
@@ -355,7 +354,7 @@ class ImagePanel(GenerationPanel):
             return
         self._submit(request, parent=self._start_parent if request.init_image else None)
 
-    def _submit(self, request: ImageRequest, parent: str | None = None) -> None:
+    def _submit(self, request: ImageRequest, parent: str | None = None) -> str:
         job = self.services.worker.submit(request, parent=parent)
         self.track(job)
         self._queued.append(job)
@@ -363,6 +362,13 @@ class ImagePanel(GenerationPanel):
             self.progress.waiting("Waiting for the worker…")
         self._show_queue()
         self._update_buttons()
+        return job
+
+    def submit_request(self, request, parent: str | None = None) -> str | None:
+        return self._submit(request, parent)
+
+    def show_status(self, text: str) -> None:
+        self.run_status.setText(text)
 
     def cancel(self) -> None:
         """Cancel the running image and everything this tab queued."""
@@ -371,22 +377,15 @@ class ImagePanel(GenerationPanel):
 
     def vary(self) -> None:
         item = self._selected_item()
-        if item is None:
-            return
-        try:
-            request = request_from_dict(item.record.request)
-        except InvalidRequest as exc:
-            self.run_status.setText(f"Cannot vary this image: {exc}")
-            return
-        if not isinstance(request, ImageRequest):
-            return
-        self._submit(dataclasses.replace(request, seed=SeedField.fresh(), count=1), parent=item.id)
+        if item is not None:
+            self.vary_item(item)
 
     def reuse(self) -> None:
         item = self._selected_item()
-        if item is None:
-            return
-        request = item.record.request
+        if item is not None:
+            self.apply_request(item.record.request, item.record.parent)
+
+    def apply_request(self, request: dict, parent: str | None = None) -> None:
         self.prompt.setPlainText(str(request.get("prompt", "")))
         self.negative.setPlainText(str(request.get("negative", "")))
         index = self.model_picker.findData(str(request.get("model", "")))
@@ -403,7 +402,7 @@ class ImagePanel(GenerationPanel):
         self.count.setValue(1)
         start = str(request.get("init_image", ""))
         if start and Path(start).is_file():
-            self.set_start_image(start, item.record.parent)
+            self.set_start_image(start, parent)
             self.strength.setValue(round(float(request.get("strength", ImageRequest.strength)) * 100))
         else:
             self.clear_start_image()

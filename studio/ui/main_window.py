@@ -53,6 +53,9 @@ class MainWindow(QMainWindow):
             panel.prompt_for.connect(self._send_prompt)
         self.bridge.event.connect(self._on_event)
         self.gallery_panel.open_requested.connect(self._open_item)
+        self.gallery_panel.reuse_requested.connect(self.reuse_item)
+        self.gallery_panel.vary_requested.connect(self.vary_item)
+        self.gallery_panel.input_requested.connect(self.use_as_input)
 
         self.device_label = QLabel("Device: not loaded yet")
         self.device_label.setAccessibleName("device")
@@ -137,6 +140,31 @@ class MainWindow(QMainWindow):
         else:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(item.path)))
 
+    def reuse_item(self, item) -> None:
+        """Fill the tab that made ``item`` with its prompt and settings."""
+        panel = self.panels.get(item.kind)
+        if panel is not None:
+            panel.apply_request(item.record.request, item.record.parent)
+            self.tabs.setCurrentWidget(panel)
+
+    def vary_item(self, item) -> None:
+        panel = self.panels.get(item.kind)
+        if panel is not None and panel.vary_item(item):
+            self.statusBar().showMessage("Making it again with a new seed…", 4000)
+
+    def use_as_input(self, item) -> None:
+        """Start from ``item``: image-to-image, continuing the clip, or continuing the text."""
+        if item.kind == "image":
+            self.image_panel.set_start_image(str(item.path), item.id)
+        elif item.kind == "music":
+            self.music_panel.load_item(item)
+            self.music_panel.continue_loaded()
+        else:
+            from studio.gallery.export import text_body
+
+            self.text_panel.continue_from_text(text_body(item.path))
+        self.tabs.setCurrentWidget(self.panels[item.kind])
+
     def _send_prompt(self, kind: str, text: str) -> None:
         panel = self.panels.get(kind)
         if panel is not None:
@@ -149,6 +177,7 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self.music_panel.shutdown()
+        self.gallery_panel.shutdown()
         self.bridge.detach()
         self.services.close()
 

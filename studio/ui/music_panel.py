@@ -254,12 +254,39 @@ class MusicPanel(GenerationPanel):
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return
-        job = self.services.worker.submit(request, parent=self._continue_parent if request.audio_prompt else None)
+        self.submit_request(request, parent=self._continue_parent if request.audio_prompt else None)
+
+    def submit_request(self, request, parent: str | None = None) -> str | None:
+        job = self.services.worker.submit(request, parent=parent)
         self.track(job)
         self._queued.append(job)
         if not self._running:
             self.progress.waiting("Waiting for the worker…")
         self._update_buttons()
+        return job
+
+    def show_status(self, text: str) -> None:
+        self.run_status.setText(text)
+
+    def apply_request(self, request: dict, parent: str | None = None) -> None:
+        self.prompt.setPlainText(str(request.get("prompt", "")))
+        index = self.model_picker.findData(str(request.get("model", "")))
+        if index >= 0:
+            self.model_picker.setCurrentIndex(index)
+        self.duration.setValue(float(request.get("duration", MusicRequest.duration)))
+        self.guidance.setValue(float(request.get("guidance", MusicRequest.guidance)))
+        self.temperature.setValue(float(request.get("temperature", MusicRequest.temperature)))
+        self.top_k.setValue(int(request.get("top_k", MusicRequest.top_k)))
+        if isinstance(request.get("seed"), int):
+            self.seed.lock(request["seed"])
+        clip = str(request.get("audio_prompt", ""))
+        if clip and Path(clip).is_file():
+            self._continue_from, self._continue_parent = clip, parent
+            self.continue_label.setText(Path(clip).name)
+        else:
+            self.clear_continuation()
+        melody = str(request.get("melody", ""))
+        self._set_melody(melody if melody and Path(melody).is_file() else "")
 
     def cancel(self) -> None:
         for job in list(self._queued):

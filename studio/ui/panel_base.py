@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
+from studio.core.errors import InvalidRequest
 from studio.core.events import JobEvent
+from studio.core.requests import MAX_SEED, request_from_dict
 
 
 class GenerationPanel(QWidget):
@@ -36,6 +41,33 @@ class GenerationPanel(QWidget):
 
     def set_prompt(self, text: str) -> None:  # overridden by panels with a prompt box
         pass
+
+    # -- what the gallery asks of the tab that made an item ------------------------
+
+    def submit_request(self, request, parent: str | None = None) -> str | None:  # overridden
+        """Queue ``request`` as if the user had pressed Generate; the job id, or None if refused."""
+        raise NotImplementedError
+
+    def apply_request(self, request: dict, parent: str | None = None) -> None:  # overridden
+        """Put a saved request's prompt and settings back into the controls ("Reuse settings")."""
+        raise NotImplementedError
+
+    def show_status(self, text: str) -> None:  # overridden
+        pass
+
+    def vary_item(self, item) -> str | None:
+        """Make ``item`` again with a new seed; the new item records it as its parent."""
+        try:
+            request = request_from_dict(item.record.request)
+        except InvalidRequest as exc:
+            self.show_status(f"Cannot make this again: {exc}")
+            return None
+        if request.kind != self.kind:
+            return None
+        changes: dict = {"seed": secrets.randbelow(MAX_SEED + 1)}
+        if hasattr(request, "count"):
+            changes["count"] = 1
+        return self.submit_request(dataclasses.replace(request, **changes), parent=item.id)
 
     def cancel_current(self) -> None:
         for job_id in list(self._jobs):

@@ -249,14 +249,48 @@ class TextPanel(GenerationPanel):
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return
-        if not continue_from:
+        self.submit_request(request)
+
+    def submit_request(self, request, parent: str | None = None) -> str | None:
+        if self._running_job:
+            self.run_status.setText("Wait for the current text to finish (or stop it) first.")
+            return None
+        if not request.continue_from:
             self.output.clear()
         self._reset_run_state()
         self._last_request = request
-        self._running_job = self.services.worker.submit(request)
+        self._running_job = self.services.worker.submit(request, parent=parent)
         self.track(self._running_job)
         self.run_status.setText("Queued…")
         self._update_buttons()
+        return self._running_job
+
+    def show_status(self, text: str) -> None:
+        self.run_status.setText(text)
+
+    def apply_request(self, request: dict, parent: str | None = None) -> None:
+        self.prompt.setPlainText(str(request.get("prompt", "")))
+        self.system.setPlainText(str(request.get("system", "")))
+        index = self.model_picker.findData(str(request.get("model", "")))
+        if index >= 0:
+            self.model_picker.setCurrentIndex(index)
+        self.max_tokens.setValue(int(request.get("max_tokens", TextRequest.max_tokens)))
+        self.temperature.setValue(float(request.get("temperature", TextRequest.temperature)))
+        self.top_p.setValue(float(request.get("top_p", TextRequest.top_p)))
+        self.top_k.setValue(int(request.get("top_k", TextRequest.top_k)))
+        self.repetition_penalty.setValue(float(request.get("repetition_penalty", TextRequest.repetition_penalty)))
+        stops = request.get("stop", [])
+        self.stop_strings.setPlainText(
+            "\n".join(s for s in stops if isinstance(s, str)) if isinstance(stops, list) else ""
+        )
+        if isinstance(request.get("seed"), int):
+            self.seed.lock(request["seed"])
+
+    def continue_from_text(self, text: str) -> None:
+        """Show ``text`` as the output, ready for Continue (the gallery's "Use as input")."""
+        if not self._running_job:
+            self.output.setPlainText(text)
+            self._update_buttons()
 
     def stop(self) -> None:
         if self._running_job:
