@@ -131,3 +131,12 @@ def test_a1111_values_with_separators_are_quoted_and_parse_back():
     text = format_parameters("a cat", "", [("Steps", 20), ("Model", "v1, fine: tuned"), ("Empty", "")])
     assert "Empty" not in text
     assert parse_parameters(text)["settings"]["Model"] == "v1, fine: tuned"
+
+
+def test_an_index_from_an_older_version_is_rebuilt_from_the_sidecars(store):
+    item = store.save(GeneratedOutput("text", "kept"), _record("text"))
+    store._db().execute("PRAGMA user_version = 1")
+    store.close()
+    reopened = GalleryStore(store.root)
+    assert [i.id for i in reopened.list(search="fox")] == [item.id]
+    reopened.close()

@@ -36,7 +36,7 @@ from studio.gallery.metadata import MIME_TYPES, encode, marking_for, read_embedd
 
 log = logging.getLogger(__name__)
 
-INDEX_SCHEMA_VERSION = 2
+INDEX_SCHEMA_VERSION = 3
 _TMP_PREFIX = ".partial-"
 TRASH = "trash"
 
@@ -284,8 +284,8 @@ class GalleryStore:
             item.path.unlink(missing_ok=True)
             item.sidecar.unlink(missing_ok=True)
         with self._transaction() as db:
-            db.executemany("DELETE FROM items WHERE id = ?", [(i.id,) for i in gone])
-            db.executemany("DELETE FROM items_fts WHERE id = ?", [(i.id,) for i in gone])
+            for item in gone:
+                _delete_row(db, item.id)
         return len(gone)
 
     def _is_deleted(self, db: sqlite3.Connection, item_id: str) -> bool:
@@ -356,7 +356,7 @@ class GalleryStore:
         where = ["items.deleted_at IS NULL"]
         args: list[Any] = []
         if search and search.strip():
-            sql += " JOIN items_fts ON items_fts.id = items.id"
+            sql += " JOIN items_fts ON items_fts.rowid = items.rowid"
             where.append("items_fts MATCH ?")
             args.append(_fts_query(search))
         if kind:
@@ -492,7 +492,9 @@ def _create_schema(db: sqlite3.Connection) -> bool:
     )
     db.execute("CREATE INDEX IF NOT EXISTS items_kind ON items (kind, id)")
     db.execute("CREATE INDEX IF NOT EXISTS items_model ON items (model, id)")
-    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(id UNINDEXED, prompt, model, tags)")
+    # The search table shares the items' rowids: updating or deleting one item's words is a lookup,
+    # not a scan (keyed by the text id, every save scanned the whole table).
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(prompt, model, tags)")
     db.execute(f"PRAGMA user_version = {INDEX_SCHEMA_VERSION}")
     return outdated
 
@@ -500,8 +502,9 @@ def _create_schema(db: sqlite3.Connection) -> bool:
 def _insert(db: sqlite3.Connection, item: GalleryItem, root: Path, *, deleted: bool = False) -> None:
     record = item.record
     model_words = " ".join(str(record.model.get(k, "")) for k in ("id", "name", "family"))
-    db.execute(
-        "INSERT OR REPLACE INTO items (id, kind, created_at, path, prompt, model, seed, sha256, record,"
+    _delete_row(db, item.id)
+    cursor = db.execute(
+        "INSERT INTO items (id, kind, created_at, path, prompt, model, seed, sha256, record,"
         " favourite, tags, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             item.id,
@@ -518,11 +521,17 @@ def _insert(db: sqlite3.Connection, item: GalleryItem, root: Path, *, deleted: b
             utc_now_iso() if deleted else None,
         ),
     )
-    db.execute("DELETE FROM items_fts WHERE id = ?", (item.id,))
     db.execute(
-        "INSERT INTO items_fts (id, prompt, model, tags) VALUES (?, ?, ?, ?)",
-        (item.id, record.prompt, model_words, " ".join(item.tags)),
+        "INSERT INTO items_fts (rowid, prompt, model, tags) VALUES (?, ?, ?, ?)",
+        (cursor.lastrowid, record.prompt, model_words, " ".join(item.tags)),
     )
+
+
+def _delete_row(db: sqlite3.Connection, item_id: str) -> None:
+    row = db.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
+    if row is not None:
+        db.execute("DELETE FROM items_fts WHERE rowid = ?", (row[0],))
+        db.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
 
 
 def _write_sidecar(item: GalleryItem) -> None:
