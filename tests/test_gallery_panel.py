@@ -157,3 +157,18 @@ def test_verify_and_export_from_the_gallery(window, tmp_path):
     with Image.open(dialog.written[0]) as exported:
         assert exported.format == "JPEG"
         assert record_from_xmp(exported.info["xmp"])["id"] == item.id
+
+
+def test_retry_saving_after_a_failed_save(window, qtbot, tiny_lm, monkeypatch):
+    from studio.core.errors import StudioError
+    from studio.core.requests import TextRequest
+
+    store = window.services.store
+    original = store.save
+    monkeypatch.setattr(store, "save", lambda *a, **k: (_ for _ in ()).throw(StudioError("the disk is full.")))
+    window.services.worker.submit(TextRequest(prompt="precious", model=str(tiny_lm), max_tokens=4))
+    qtbot.waitUntil(window.retry_button.isVisible, timeout=60000)
+    monkeypatch.setattr(store, "save", original)
+    qtbot.mouseClick(window.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 1, timeout=30000)
+    assert not window.retry_button.isVisible()

@@ -216,3 +216,25 @@ def test_a_failing_listener_does_not_break_the_job(make_worker):
 
     worker.subscribe(broken)
     assert log.wait_end(worker.submit(TextRequest(prompt="x", model="m"))).kind.value == "finished"
+
+
+def test_an_output_whose_save_failed_is_kept_for_a_retry(tmp_path, monkeypatch):
+    from studio.core.errors import StudioError
+
+    store = GalleryStore(tmp_path / "gallery")
+    worker = Worker(store=store, catalog=FakeCatalog(), engines={"text": FakeTextEngine(steps=3)})
+    log = EventLog(worker)
+    original = store.save
+    monkeypatch.setattr(store, "save", lambda *a, **k: (_ for _ in ()).throw(StudioError("the disk is full.")))
+    job = worker.submit(TextRequest(prompt="keep me", model="lm"))
+    end = log.wait_end(job)
+    assert end.kind.value == "error" and end.info["unsaved"] and "kept in memory" in end.error
+    retry = worker.retry_save(job)
+    failed_again = log.wait_end(retry)  # still full: still kept
+    assert failed_again.kind.value == "error" and failed_again.info["unsaved"]
+    monkeypatch.setattr(store, "save", original)
+    saved = log.wait_end(worker.retry_save(retry))
+    assert saved.kind.value == "finished" and saved.info["keep_of"] == retry
+    assert [i.record.prompt for i in store.list()] == ["keep me"]
+    assert worker.shutdown()
+    store.close()

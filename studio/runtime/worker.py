@@ -102,11 +102,14 @@ class Worker:
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._describe(job, ref)))
 
     def keep_partial(self, job_id: str) -> str | None:
-        """Save what a stopped job had made (text), as the user asked; None if nothing is kept."""
+        """Save what a job kept in memory (stopped text, or an output whose save failed); the id of
+        the saving job (``finished`` with ``info['keep_of']``), or None if nothing is kept."""
         with self._cond:
             if job_id not in self._partials:
                 return None
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
+
+    retry_save = keep_partial
 
     def cancel(self, job_id: str) -> bool:
         """Drop a queued job at once, or ask the running one to stop. False if unknown."""
@@ -211,7 +214,14 @@ class Worker:
             if job.cancel.is_set():
                 self._remember_partial(job, result, request)
                 raise JobCancelled()
-            items = self._save(result, request, job.parent)
+            try:
+                items = self._save(result, request, job.parent)
+            except StudioError as exc:  # a full disk, a read-only folder: keep the output for a retry
+                self._remember_partial(job, result, request, any_kind=True)
+                log.info("job %s (%s) could not be saved: %s", job.id, kind, exc)
+                message = f"{exc} The {kind} is kept in memory: retry saving once that is fixed."
+                self._emit(JobEvent(EventKind.ERROR, job.id, error=message, info={"kind": kind, "unsaved": True}))
+                return
             self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=_summary(result, request)))
         except JobCancelled:
             partial = self._partials.get(job.id)
@@ -304,8 +314,10 @@ class Worker:
             items.append(self._store.save(output, record))
         return items
 
-    def _remember_partial(self, job: _Job, result: EngineResult, request: Request) -> None:
-        if not any(o.kind == "text" and o.data for o in result.outputs):
+    def _remember_partial(self, job: _Job, result: EngineResult, request: Request, *, any_kind: bool = False) -> None:
+        """Keep a result that was not saved: stopped text (saved only if the user asks), or any
+        output whose save failed (saved again by ``retry_save``)."""
+        if not any_kind and not any(o.kind == "text" and o.data for o in result.outputs):
             return  # only text keeps a stopped result; half an image or song is discarded
         with self._cond:
             self._partials[job.id] = (result, request, job.parent)
@@ -322,12 +334,17 @@ class Worker:
         try:
             items = self._save(result, request, parent)
         except StudioError as exc:
-            self._emit(JobEvent(EventKind.ERROR, job.id, error=str(exc)))
+            with self._cond:  # still not saved: keep it for another try, under the new job's id
+                self._partials[job.id] = entry
+            message = f"{exc} It is still kept in memory: retry saving once that is fixed."
+            self._emit(JobEvent(EventKind.ERROR, job.id, error=message, info={"kind": request.kind, "unsaved": True}))
             return
         except Exception as exc:
             self._emit_unexpected(job, request.kind, exc)
             return
-        self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info={"keep_of": source_job_id}))
+        self._emit(
+            JobEvent(EventKind.FINISHED, job.id, result=items, info={"kind": request.kind, "keep_of": source_job_id})
+        )
 
     def _report_device(self, job: _Job) -> None:
         try:

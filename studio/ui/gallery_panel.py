@@ -11,6 +11,7 @@ from PySide6.QtGui import (
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
+    QImage,
     QKeySequence,
     QPainter,
     QPixmap,
@@ -42,7 +43,7 @@ from studio.ui.gallery_model import GalleryModel, ItemRole, ThumbnailRole
 from studio.ui.thumbnails import THUMB_SIDE, ThumbnailCache
 from studio.ui.widgets.audio_player import AudioPlayer
 from studio.ui.widgets.controls import button
-from studio.ui.widgets.image_view import scaled
+from studio.ui.widgets.image_view import ImageView, scaled
 
 _CELL = QSize(THUMB_SIDE + 16, THUMB_SIDE + 40)
 _DATES = (("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30))
@@ -166,10 +167,14 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.view.doubleClicked.connect(lambda index: self.open_requested.emit(index.data(ItemRole)))
 
-        self.preview_image = QLabel()
-        self.preview_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview_image.setMinimumHeight(200)
+        self.preview_image = ImageView()
         self.preview_image.setAccessibleName("item preview")
+        self.preview_image.setToolTip("The selected image: fitted, or pixel for pixel with Fit off")
+        self.fit = QCheckBox("Fit")
+        self.fit.setChecked(True)
+        self.fit.setAccessibleName("fit image")
+        self.fit.setToolTip("Fit the image to the view; off shows it at 1:1 to zoom in on details")
+        self.fit.toggled.connect(self.preview_image.set_fit)
         self.preview_text = QPlainTextEdit()
         self.preview_text.setReadOnly(True)
         self.preview_text.setAccessibleName("item text")
@@ -214,7 +219,7 @@ class GalleryPanel(QWidget):
         self.undo_button.setVisible(False)
         self.trash_button = button("Empty trash…", "empty trash", "Delete the trash for good", self.empty_trash)
         actions = QHBoxLayout()
-        for widget in (self.reuse_button, self.vary_button, self.input_button, self.verify_button):
+        for widget in (self.reuse_button, self.vary_button, self.input_button, self.verify_button, self.fit):
             actions.addWidget(widget)
         more = QHBoxLayout()
         for widget in (
@@ -343,15 +348,18 @@ class GalleryPanel(QWidget):
         if not has:
             self.details.clear()
             self.tags.clear()
-            self.preview_image.setText("Select an item to see it here")
+            self.preview_image.clear()
             self.preview.setCurrentWidget(self.preview_image)
             return
         record = item.record
         self.favourite_button.setText("★ Unfavourite" if item.favourite else "★ Favourite")
         self.tags.setText(", ".join(item.tags))
         if item.kind == "image":
-            pixmap = QPixmap(str(item.path))
-            self.preview_image.setPixmap(scaled(pixmap, QSize(480, 480)) if not pixmap.isNull() else QPixmap())
+            image = QImage(str(item.path))
+            if image.isNull():
+                self.preview_image.clear(f"Cannot show {item.path.name}")
+            else:
+                self.preview_image.set_image(image)
             self.preview.setCurrentWidget(self.preview_image)
         elif item.kind == "music":
             self.player.load(item.path)

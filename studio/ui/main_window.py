@@ -6,7 +6,7 @@ import logging
 
 from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QPushButton, QTabWidget
 
 import studio
 from studio.core.events import EventKind, JobEvent
@@ -63,6 +63,13 @@ class MainWindow(QMainWindow):
         self.queue_label = QLabel("Queue: 0")
         self.queue_label.setAccessibleName("queue")
         self.queue_label.setToolTip("Jobs waiting for the worker")
+        self._unsaved: list[str] = []
+        self.retry_button = QPushButton("Retry saving")
+        self.retry_button.setAccessibleName("retry saving")
+        self.retry_button.setToolTip("Save the outputs that could not be saved (after freeing space, say)")
+        self.retry_button.clicked.connect(self.retry_saving)
+        self.retry_button.setVisible(False)
+        self.statusBar().addPermanentWidget(self.retry_button)
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(self.queue_label)
         self._build_menus()
@@ -109,6 +116,19 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._show_queue_length)
         if event.kind is EventKind.STARTED and event.info.get("kind") in self.panels:
             self._remember_model(event.info["kind"])
+        if event.kind is EventKind.ERROR and event.info.get("unsaved"):
+            self._unsaved.append(event.job_id)
+            self.retry_button.setVisible(True)
+        if event.kind is EventKind.FINISHED and event.info.get("keep_of"):
+            self.gallery_panel.refresh()
+            self.statusBar().showMessage("Saved to the gallery", 5000)
+
+    def retry_saving(self) -> None:
+        """Save again what could not be saved; what fails again comes back as a new error."""
+        waiting, self._unsaved = self._unsaved, []
+        self.retry_button.setVisible(False)
+        for job_id in waiting:
+            self.services.worker.retry_save(job_id)
 
     def _show_queue_length(self) -> None:
         self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")

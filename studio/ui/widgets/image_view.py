@@ -60,6 +60,11 @@ class ImageView(QScrollArea):
         self._pixmap = QPixmap.fromImage(image)
         self._show()
 
+    def clear(self, text: str = "Select an item to see it here") -> None:
+        self._pixmap = QPixmap()
+        self.label.setPixmap(QPixmap())
+        self.label.setText(text)
+
     def pixmap(self) -> QPixmap:
         return self._pixmap
 
