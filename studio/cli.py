@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--search", metavar="Q", help="words in the prompt or model name")
     listing.add_argument("--limit", type=int, default=None, metavar="N")
     sub(gallery_commands, "rebuild", "recreate the gallery index from the sidecar files")
+    importing = sub(gallery_commands, "import", "copy files into the gallery, reading their metadata")
+    importing.add_argument("files", nargs="+", metavar="FILE")
+    exporting = sub(gallery_commands, "export", "export gallery items to a folder")
+    exporting.add_argument("ids", nargs="+", metavar="ID")
+    exporting.add_argument("--to", required=True, metavar="FOLDER", help="the folder to write into")
+    exporting.add_argument("--format", default="", metavar="EXT", help="png, jpg, webp, flac, wav, ogg, mp3, md, txt")
+    exporting.add_argument("--strip", action="store_true", help="leave out the metadata (the AI marking stays)")
+    exporting.add_argument("--pattern", default="{date}_{prompt}_{seed}", metavar="P", help="file name pattern")
 
     models = commands.add_parser("models", help="list or add local models")
     model_commands = models.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -141,6 +149,13 @@ def run_command(args: argparse.Namespace) -> int:
             count = services.store.rebuild()
             _out(args, {"items": count}, f"gallery index rebuilt: {count} items")
             return EXIT_OK
+        if args.command == "gallery" and args.action == "import":
+            for file in args.files:
+                item = services.store.import_file(Path(file))
+                _out(args, item.to_dict(), f"{item.id}  {item.kind:<5}  {item.path}")
+            return EXIT_OK
+        if args.command == "gallery" and args.action == "export":
+            return _gallery_export(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
     finally:
@@ -284,6 +299,28 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
         else:
             status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
             print(f"{spec.id:<28} {spec.kind or '?':<5} {spec.family:<12} {status}  {spec.path}")
+    return EXIT_OK
+
+
+def _gallery_export(args: argparse.Namespace, services: Any) -> int:
+    from studio.gallery.export import ExportOptions, export_items
+
+    items = []
+    for item_id in args.ids:
+        item = services.store.get(item_id)
+        if item is None:
+            raise InvalidRequest("id", f"no gallery item {item_id} ('studio gallery list' shows the ids)")
+        items.append(item)
+    suffix = f".{args.format.lower().lstrip('.')}" if args.format else ""
+    options = ExportOptions(
+        Path(args.to).expanduser(),
+        suffix,
+        with_metadata=not args.strip,
+        pattern=args.pattern,
+        sign=bool(services.settings.get("sign_outputs")),
+    )
+    for path in export_items(items, options, services.store.credentials):
+        _out(args, {"path": str(path)}, str(path))
     return EXIT_OK
 
 

@@ -154,3 +154,29 @@ def test_settings_set_checks_the_value_and_persists(data_dir):
     listed = studio_cli("settings", "list", "--json", data_dir=data_dir, check=True).stdout.splitlines()
     values = {entry["name"]: entry["value"] for entry in map(json.loads, listed)}
     assert values["memory_mode"] == "low" and values["compile_models"] is False
+
+
+def test_gallery_export_and_import_round_trip(data_dir, tiny_lm, tmp_path):
+    made = studio_cli(
+        "gen",
+        "text",
+        "a quiet dawn",
+        "--model",
+        str(tiny_lm),
+        "--max-tokens",
+        "6",
+        "--json",
+        data_dir=data_dir,
+        check=True,
+    )
+    item = json.loads(made.stdout.splitlines()[0])
+    out = tmp_path / "out"
+    exported = studio_cli(
+        "gallery", "export", item["id"], "--to", str(out), "--format", "txt", "--json", data_dir=data_dir, check=True
+    )
+    path = json.loads(exported.stdout)["path"]
+    assert path.endswith(".txt") and os.path.dirname(path) == str(out)
+    other = tmp_path / "other-data"
+    imported = studio_cli("gallery", "import", item["path"], "--json", data_dir=other, check=True)
+    assert json.loads(imported.stdout)["id"] == item["id"]  # our own file keeps its record and id
+    assert studio_cli("gallery", "export", "NOPE", "--to", str(out), data_dir=data_dir).returncode == 2
