@@ -58,3 +58,87 @@ def test_provenance_names_the_licence_from_the_model_card(tmp_path):
     assert spec.provenance()["licence"] == "apache-2.0"
     (tmp_path / "README.md").write_text("# no front matter\nlicense: mit\n")
     assert "licence" not in spec.provenance()
+
+
+def _hub_cache(cache, repo_id, source):
+    """A Hugging Face hub cache entry in the hub's own layout: blobs, a snapshot of links, refs/main."""
+    import hashlib
+    import os
+
+    commit = "a" * 40
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    for file in sorted(source.rglob("*")):
+        if file.is_file():
+            data = file.read_bytes()
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            link = snapshot / file.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(blob, link.parent), link)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def test_models_in_the_hugging_face_cache_are_found(tmp_path, tiny_lm):
+    cache = tmp_path / "hub"
+    snapshot = _hub_cache(cache, "someone/tiny-chat", tiny_lm)
+    specs = ModelCatalog(None, hf_cache=cache).discover()
+    [spec] = [s for s in specs if s.source == "hf-cache"]
+    assert (spec.name, spec.id, spec.kind, spec.runnable) == ("someone/tiny-chat", "someone--tiny-chat", "text", True)
+    assert spec.path == snapshot and spec.provenance()["revision"] == "a" * 40
+    assert spec.details["size_bytes"] > 1000 and spec.details["dtype"] == "float32"
+
+
+def test_damaged_and_incomplete_folders_are_listed_with_the_reason(tmp_path, tiny_sd, tiny_lm):
+    import shutil
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_lm, truncated)
+    weights = next(truncated.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    no_unet = tmp_path / "no-unet"
+    shutil.copytree(tiny_sd, no_unet)
+    shutil.rmtree(no_unet / "unet")
+    no_tokenizer = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_lm, no_tokenizer)
+    for file in no_tokenizer.glob("tokenizer*"):
+        file.unlink()
+    catalog = ModelCatalog(None, [tmp_path])
+    reasons = {spec.path.name: spec.reason for spec in catalog.discover()}
+    assert "damaged" in reasons["truncated"]
+    assert "missing files" in reasons["no-unet"] and "unet" in reasons["no-unet"]
+    assert "tokenizer" in reasons["no-tokenizer"]
+
+
+def test_pickle_weights_load_only_with_the_users_consent(tmp_path):
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
+    (pickled / "tokenizer.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x02")
+    assert not ModelCatalog(None, [tmp_path]).discover()[0].runnable
+    [allowed] = ModelCatalog(None, [tmp_path], allow_pickle=[pickled]).discover()
+    assert allowed.runnable and allowed.details["pickle_allowed"]
+
+
+def test_two_hundred_model_folders_scan_in_under_a_second(tmp_path, tiny_lm, tiny_sd):
+    import shutil
+    import time
+
+    for n in range(100):
+        for source in (tiny_lm, tiny_sd):
+            target = tmp_path / f"group-{n % 10}" / f"{source.name}-{n}"
+            target.mkdir(parents=True)
+            for file in source.rglob("*"):
+                if file.is_file():
+                    link = target / file.relative_to(source)
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(file, link) if file.suffix == ".json" else link.symlink_to(file)
+    start = time.perf_counter()
+    specs = ModelCatalog(None, [tmp_path]).discover()
+    elapsed = time.perf_counter() - start
+    assert len(specs) == 200 and all(spec.runnable for spec in specs)
+    assert elapsed < 1.0, f"scan took {elapsed:.2f} s"

@@ -46,6 +46,16 @@ def _is_path_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
+def _is_defaults_map(value: Any) -> bool:
+    """{model folder: {parameter: number}}: what each model starts with in its tab."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str)
+        and isinstance(v, dict)
+        and all(isinstance(n, str) and isinstance(x, (int, float)) and not isinstance(x, bool) for n, x in v.items())
+        for k, v in value.items()
+    )
+
+
 def _is_model_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
@@ -59,6 +69,28 @@ SETTINGS: tuple[Setting, ...] = (
         _is_path_list,
     ),
     Setting("last_models", {}, "Last used models", "The model each tab used last, by kind.", _is_model_map),
+    Setting(
+        "model_defaults",
+        {},
+        "Model defaults",
+        "Settings each model starts with in its tab (for example 1-4 steps and guidance 0 for SDXL-Turbo).",
+        _is_defaults_map,
+    ),
+    Setting(
+        "allow_pickle_models",
+        [],
+        "Models allowed to load pickle weights",
+        "Model folders whose .bin/.ckpt/.pt weights you chose to load. Pickle files can run any code on this "
+        "computer when they are loaded: allow only models from sources you trust.",
+        _is_path_list,
+    ),
+    Setting(
+        "online",
+        False,
+        "Online mode",
+        "Allow Studio to download models from Hugging Face when you ask. Off, Studio never opens a connection.",
+        _is_bool,
+    ),
     Setting(
         "device",
         "auto",

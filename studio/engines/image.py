@@ -112,7 +112,10 @@ class ImageEngine:
             raise ModelError(f"cannot load {spec.name} as an image model: {spec.reason or spec.kind}")
         try:
             pipe = AutoPipelineForText2Image.from_pretrained(
-                spec.path, local_files_only=True, use_safetensors=True, dtype=device.dtype
+                spec.path,
+                local_files_only=True,
+                use_safetensors=not spec.details.get("pickle_allowed"),
+                dtype=device.dtype,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot load {spec.name} as an image pipeline: {str(exc).splitlines()[0][:300]}") from exc

@@ -44,11 +44,15 @@ class ModelSpec:
             "source": self.source,
             "runnable": self.runnable,
             "reason": self.reason,
+            "class": self.details.get("class", ""),
+            "size_bytes": self.details.get("size_bytes", 0),
+            "dtype": self.details.get("dtype", ""),
+            "licence": self.details.get("licence", ""),
         }
 
     def provenance(self) -> dict[str, Any]:
         info = {"id": self.id, "name": self.name, "family": self.family, "path": str(self.path), "source": self.source}
-        licence = model_card_licence(self.path)
+        licence = self.details.get("licence") or model_card_licence(self.path)
         if licence:
             info["licence"] = licence
         if self.path.parent.name == "snapshots":  # a Hugging Face cache snapshot: its folder is the commit
@@ -56,17 +60,25 @@ class ModelSpec:
         return info
 
 
-def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "path") -> ModelSpec:
-    """Classify one folder; never raises for a bad folder, it says why in ``reason``."""
+def inspect_folder(
+    path: Path, *, model_id: str | None = None, source: str = "path", allow_pickle: bool = False, name: str = ""
+) -> ModelSpec:
+    """Classify one folder; never raises for a bad folder, it says why in ``reason``.
+
+    Reads only small files — configs, the model card, safetensors headers — never the weights.
+    ``allow_pickle`` is the user's per-model consent to load .bin/.ckpt/.pt weights.
+    """
     path = Path(path).expanduser()
-    name = path.name or str(path)
+    name = name or path.name or str(path)
     ident = model_id or _slug(name)
+    facts: dict[str, Any] = {}
 
     def refused(reason: str, kind: str = "", family: str = "") -> ModelSpec:
-        return ModelSpec(ident, name, kind, family, path, source, False, reason)
+        return ModelSpec(ident, name, kind, family, path, source, False, reason, details=facts)
 
     if not path.is_dir():
         return refused(f"{path} is not a folder")
+    facts.update(size_bytes=_size_on_disk(path), licence=model_card_licence(path))
     index_file, config_file = path / "model_index.json", path / "config.json"
     if index_file.is_file():
         data = _read_json(index_file)
@@ -75,12 +87,28 @@ def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "pa
         cls = str(data.get("_class_name", ""))
         kind = "music" if cls in MUSIC_PIPELINES else "image"
         family = _pipeline_family(cls)
-        if not any(path.rglob("*.safetensors")):
-            return refused(_no_safetensors(path), kind, family)
-        details: dict[str, Any] = {"class": cls}
+        facts["class"] = cls
+        missing = [
+            part
+            for part, value in data.items()
+            if not part.startswith("_")
+            and isinstance(value, list)
+            and value[0] is not None
+            and not (path / part).is_dir()
+        ]
+        if missing:
+            return refused(
+                f"missing files: the pipeline names {', '.join(missing)} but those folders are not there", kind, family
+            )
+        problem = _weights_problem(path, recursive=True, allow_pickle=allow_pickle)
+        if problem:
+            return refused(problem, kind, family)
+        facts["dtype"] = _weights_dtype(path, recursive=True)
         if kind == "image":
-            details["native_size"] = _native_image_size(path, family)
-        return ModelSpec(ident, name, kind, family, path, source, True, details=details)
+            facts["native_size"] = _native_image_size(path, family)
+        if allow_pickle and not any(path.rglob("*.safetensors")):
+            facts["pickle_allowed"] = True
+        return ModelSpec(ident, name, kind, family, path, source, True, details=facts)
     if config_file.is_file():
         data = _read_json(config_file)
         if data is None:
@@ -88,6 +116,7 @@ def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "pa
         architectures = data.get("architectures") or []
         arch = str(architectures[0]) if isinstance(architectures, list) and architectures else ""
         family = str(data.get("model_type", "")) or arch
+        facts["class"] = arch
         if "auto_map" in data:
             return refused("this model needs its own code to run (remote code), which Studio never executes")
         if arch in MUSIC_ARCHITECTURES:
@@ -97,12 +126,86 @@ def inspect_folder(path: Path, *, model_id: str | None = None, source: str = "pa
         else:
             what = arch or family or "no architecture"
             return refused(f"config.json describes {what}, which is not a text, image or music model")
-        if not any(path.glob("*.safetensors")):
-            return refused(_no_safetensors(path), kind, family)
-        return ModelSpec(ident, name, kind, family, path, source, True, details={"class": arch})
+        problem = _weights_problem(path, recursive=False, allow_pickle=allow_pickle)
+        if problem:
+            return refused(problem, kind, family)
+        if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+            return refused("missing files: no tokenizer (tokenizer.json, tokenizer.model, vocab.json…)", kind, family)
+        facts["dtype"] = str(data.get("torch_dtype") or data.get("dtype") or "") or _weights_dtype(
+            path, recursive=False
+        )
+        if allow_pickle and not any(path.glob("*.safetensors")):
+            facts["pickle_allowed"] = True
+        return ModelSpec(ident, name, kind, family, path, source, True, details=facts)
     contents = sorted(p.name for p in path.iterdir())[:5] if path.is_dir() else []
     found = ", ".join(contents) if contents else "nothing"
     return refused(f"no model_index.json or config.json here (found: {found})")
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
+_SAFETENSORS_DTYPES = {
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "I8": "int8",
+    "U8": "uint8",
+}
+
+
+def safetensors_header(file: Path) -> dict[str, Any] | None:
+    """The JSON header of a safetensors file, or None when the file is damaged or truncated."""
+    try:
+        size = file.stat().st_size
+        with file.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 2 <= length <= min(100_000_000, size - 8):
+                return None
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    ends = [
+        entry["data_offsets"][1]
+        for key, entry in header.items()
+        if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry
+    ]
+    if ends and 8 + length + max(ends) > size:
+        return None  # the header promises more bytes than the file holds: cut short
+    return header
+
+
+def _weights_problem(path: Path, *, recursive: bool, allow_pickle: bool) -> str:
+    files = sorted(path.rglob("*.safetensors") if recursive else path.glob("*.safetensors"))
+    if not files:
+        if allow_pickle and any(p.suffix in PICKLE_SUFFIXES for p in path.rglob("*")):
+            return ""
+        return _no_safetensors(path)
+    for file in files:
+        if safetensors_header(file) is None:
+            return f"{file.relative_to(path)} is damaged (truncated, or not a safetensors file)"
+    return ""
+
+
+def _weights_dtype(path: Path, *, recursive: bool) -> str:
+    for file in sorted(path.rglob("*.safetensors") if recursive else path.glob("*.safetensors"))[:3]:
+        header = safetensors_header(file) or {}
+        for key, entry in header.items():
+            if key != "__metadata__" and isinstance(entry, dict):
+                return _SAFETENSORS_DTYPES.get(str(entry.get("dtype")), str(entry.get("dtype", "")).lower())
+    return ""
+
+
+def _size_on_disk(path: Path) -> int:
+    total = 0
+    for file in path.rglob("*"):
+        try:
+            if file.is_file():  # follows the HF cache's symlinks to their blobs
+                total += file.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 # The training resolution of families whose denoiser config does not say it.
@@ -155,14 +258,7 @@ def safetensors_parameter_bytes(path: Path, bytes_per_parameter: int) -> int:
     for file in files:
         if ".fp16." in file.name and file.parent / file.name.replace(".fp16.", ".") in names:
             continue  # the same weights in another precision: count them once
-        try:
-            with file.open("rb") as handle:
-                size = int.from_bytes(handle.read(8), "little")
-                if not 0 < size < 100_000_000:
-                    continue
-                header = json.loads(handle.read(size))
-        except (OSError, ValueError):
-            continue
+        header = safetensors_header(file) or {}
         for name, entry in header.items():
             if name == "__metadata__" or not isinstance(entry, dict):
                 continue
@@ -226,43 +322,53 @@ def _is_model_folder(path: Path) -> bool:
 
 
 class ModelCatalog:
-    """Bundled models plus the user's model folders, each searched a few levels deep."""
+    """Bundled models, the Hugging Face hub cache, and the user's folders (searched recursively)."""
 
-    def __init__(self, bundled_root: Path | None, user_folders: Iterable[str | Path] = ()) -> None:
+    def __init__(
+        self,
+        bundled_root: Path | None,
+        user_folders: Iterable[str | Path] = (),
+        *,
+        hf_cache: Path | None = None,
+        allow_pickle: Iterable[str | Path] = (),
+    ) -> None:
         self.bundled_root = bundled_root
         self.user_folders = [Path(p).expanduser() for p in user_folders]
+        self.hf_cache = hf_cache
+        self.allow_pickle = {str(Path(p).expanduser().resolve()) for p in allow_pickle}
 
     def discover(self) -> list[ModelSpec]:
         specs: list[ModelSpec] = []
         seen_paths: set[Path] = set()
         used_ids: set[str] = set()
-        roots: list[tuple[Path, str]] = []
+        found: list[tuple[Path, str, str]] = []  # (folder, source, display name)
         if self.bundled_root is not None:
-            roots.append((self.bundled_root, "bundled"))
-        roots.extend((folder, "folder") for folder in self.user_folders)
-        for root, source in roots:
-            for folder in _model_folders(root):
-                resolved = folder.resolve()
-                if resolved in seen_paths:
-                    continue
-                seen_paths.add(resolved)
-                ident = _slug(folder.name)
-                n = 2
-                while ident in used_ids:
-                    ident, n = f"{_slug(folder.name)}-{n}", n + 1
-                used_ids.add(ident)
-                specs.append(inspect_folder(folder, model_id=ident, source=source))
+            found += [(folder, "bundled", folder.name) for folder in _model_folders(self.bundled_root)]
+        found += hf_cache_models(self.hf_cache)
+        for root in self.user_folders:
+            found += [(folder, "folder", folder.name) for folder in _model_folders(root)]
+        for folder, source, name in found:
+            resolved = folder.resolve()
+            if resolved in seen_paths:
+                continue
+            seen_paths.add(resolved)
+            base = _slug(name.replace("/", "--"))
+            ident, n = base, 2
+            while ident in used_ids:
+                ident, n = f"{base}-{n}", n + 1
+            used_ids.add(ident)
+            allowed = str(resolved) in self.allow_pickle
+            specs.append(inspect_folder(folder, model_id=ident, source=source, allow_pickle=allowed, name=name))
         return specs
 
     def resolve(self, ref: str) -> ModelSpec:
         """A model by folder path or by id; ``ModelError`` says what to do when neither fits."""
         candidate = Path(ref).expanduser()
         if candidate.is_dir():
-            spec = inspect_folder(candidate)
             for known in self.discover():
                 if known.path.resolve() == candidate.resolve():
-                    spec = known
-            return spec
+                    return known
+            return inspect_folder(candidate, allow_pickle=str(candidate.resolve()) in self.allow_pickle)
         for spec in self.discover():
             if ref in (spec.id, spec.name):
                 return spec
@@ -271,7 +377,34 @@ class ModelCatalog:
         raise ModelError(f"no model called {ref!r}: give a model folder or an id from 'studio models list'")
 
 
-def _model_folders(root: Path, depth: int = 3) -> list[Path]:
+def hf_cache_models(cache: Path | None) -> list[tuple[Path, str, str]]:
+    """Model snapshots in the Hugging Face hub cache: (folder, "hf-cache", repo id).
+
+    ``cache`` None means the hub's own setting (``HF_HUB_CACHE``, else ``HF_HOME``/hub). Takes the
+    snapshot that ``main`` points to, else the newest. Reads the cache's folders only.
+    """
+    try:
+        from huggingface_hub import constants, scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+    except ImportError:
+        return []
+    folder = Path(cache) if cache is not None else Path(constants.HF_HUB_CACHE)
+    if not folder.is_dir():
+        return []
+    try:
+        info = scan_cache_dir(folder)
+    except (CacheNotFound, OSError, ValueError):
+        return []
+    models = []
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model" or not repo.revisions:
+            continue
+        revisions = sorted(repo.revisions, key=lambda r: ("main" in r.refs, r.last_modified), reverse=True)
+        models.append((Path(revisions[0].snapshot_path), "hf-cache", repo.repo_id))
+    return models
+
+
+def _model_folders(root: Path, depth: int = 6) -> list[Path]:
     if not root.is_dir():
         return []
     if _is_model_folder(root):

@@ -125,7 +125,9 @@ class MusicEngine:
         # EnCodec's decoder overflows in half precision; MusicGen runs in float32 off CUDA and
         # in the device's half precision on CUDA with the audio decoder kept in float32.
         dtype = device.dtype if device.device == "cuda" else torch.float32
-        model = model_cls.from_pretrained(spec.path, local_files_only=True, use_safetensors=True, dtype=dtype)
+        model = model_cls.from_pretrained(
+            spec.path, local_files_only=True, use_safetensors=not spec.details.get("pickle_allowed"), dtype=dtype
+        )
         if dtype != torch.float32:
             model.audio_encoder.to(torch.float32)
         model.to(device.device).eval()
@@ -136,7 +138,7 @@ class MusicEngine:
         import diffusers
 
         pipe = diffusers.DiffusionPipeline.from_pretrained(
-            spec.path, local_files_only=True, use_safetensors=True, dtype=device.dtype
+            spec.path, local_files_only=True, use_safetensors=not spec.details.get("pickle_allowed"), dtype=device.dtype
         )
         pipe.set_progress_bar_config(disable=True)
         pipe.to(device.device)

@@ -115,7 +115,7 @@ class TextEngine:
             model = AutoModelForCausalLM.from_pretrained(
                 spec.path,
                 local_files_only=True,
-                use_safetensors=True,
+                use_safetensors=not spec.details.get("pickle_allowed"),
                 trust_remote_code=False,
                 dtype=device.dtype,
             )

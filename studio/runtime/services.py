@@ -51,7 +51,12 @@ def installation_credentials(paths: StudioPaths) -> ContentCredentials:
 
 
 def make_catalog(settings: Settings) -> ModelCatalog:
-    return ModelCatalog(resources_dir() / "models", settings.get("model_folders"))
+    """Bundled models, the Hugging Face cache (HF_HUB_CACHE / HF_HOME) and the user's folders."""
+    return ModelCatalog(
+        resources_dir() / "models",
+        settings.get("model_folders"),
+        allow_pickle=settings.get("allow_pickle_models"),
+    )
 
 
 def open_services(paths: StudioPaths) -> Services:
