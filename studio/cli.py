@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list or add local models")
     model_commands = models.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub(model_commands, "list", "list the models Studio can find")
+    model_list = sub(model_commands, "list", "list the models Studio can find")
+    model_list.add_argument(
+        "--check", action="store_true", help="also check each class against the installed libraries (slower)"
+    )
     add = sub(model_commands, "add", "add a folder to search for models")
     add.add_argument("path", metavar="PATH")
 
@@ -293,7 +296,15 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
     from studio.core.settings import Settings
     from studio.runtime.services import make_catalog
 
-    for spec in make_catalog(Settings.load(paths.settings_file)).discover():
+    specs = make_catalog(Settings.load(paths.settings_file)).discover()
+    if args.check:
+        from dataclasses import replace
+
+        from studio.engines.models import library_problem
+
+        checked = [(spec, library_problem(spec)) for spec in specs]
+        specs = [replace(spec, runnable=False, reason=problem) if problem else spec for spec, problem in checked]
+    for spec in specs:
         if args.json:
             print(json.dumps(spec.to_dict(), ensure_ascii=False))
         else:

@@ -6,6 +6,7 @@ A folder is classified by its ``model_index.json`` (a diffusers pipeline) or ``c
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Iterable
@@ -267,6 +268,38 @@ def safetensors_parameter_bytes(path: Path, bytes_per_parameter: int) -> int:
                 count *= int(dim)
             total += count
     return total * bytes_per_parameter
+
+
+def library_problem(spec: ModelSpec) -> str:
+    """Why the installed diffusers / transformers cannot build this model's class, or "".
+
+    Imports those libraries (and torch): call it on the worker thread or from the command line.
+    """
+    cls = str(spec.details.get("class", ""))
+    if not spec.runnable or not cls:
+        return ""
+    library = "diffusers" if (spec.path / "model_index.json").is_file() else "transformers"
+    module = importlib.import_module(library)
+    if getattr(module, cls, None) is None:
+        version = getattr(module, "__version__", "?")
+        return f"{cls} is not in the installed {library} {version}; a newer {library} may have it"
+    return ""
+
+
+def suggested_defaults(spec: ModelSpec) -> dict[str, float]:
+    """Starting settings that distilled models need (their cards say so): few steps, little guidance."""
+    name = f"{spec.name} {spec.path.name}".lower()
+    if spec.kind != "image":
+        return {}
+    if "turbo" in name:
+        return {"steps": 2, "guidance": 0.0}
+    if "lightning" in name or "hyper" in name:
+        return {"steps": 4, "guidance": 0.0}
+    if "lcm" in name:
+        return {"steps": 6, "guidance": 1.5}
+    if "schnell" in name:
+        return {"steps": 4, "guidance": 0.0}
+    return {}
 
 
 def model_card_licence(path: Path) -> str:

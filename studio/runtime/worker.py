@@ -359,9 +359,14 @@ class Worker:
     def _describe(self, job: _Job, ref: str) -> None:
         info: dict[str, Any] = {"model": ref}
         try:
+            from studio.engines.models import library_problem, suggested_defaults
+
             spec = self._catalog.resolve(ref)
-            info.update(spec.to_dict())
-            describe = getattr(self._engine(spec.kind), "describe", None) if spec.runnable else None
+            info.update(spec.to_dict(), suggested_defaults=suggested_defaults(spec))
+            problem = library_problem(spec)
+            if problem:
+                info.update(runnable=False, reason=problem)
+            describe = getattr(self._engine(spec.kind), "describe", None) if spec.runnable and not problem else None
             if describe is not None:
                 info.update(describe(spec))
         except Exception as exc:  # a model that cannot be described still leaves the worker running

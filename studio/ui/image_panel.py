@@ -258,6 +258,12 @@ class ImagePanel(GenerationPanel):
         index = self.scheduler.findData(current)
         self.scheduler.setCurrentIndex(max(index, 0))
         self.negative.setEnabled(info.get("negative_prompt", True))
+        if info:
+            defaults = self.model_defaults(self.model_picker.current_model(), info.get("suggested_defaults"))
+            if "steps" in defaults:
+                self.steps.setValue(int(defaults["steps"]))
+            if "guidance" in defaults:
+                self.guidance.setValue(float(defaults["guidance"]))
         start_ok = info.get("image_to_image", True)
         for widget in (self.start_box, self.choose_start, self.strength):
             widget.setEnabled(start_ok)

@@ -81,6 +81,11 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        models_menu = self.menuBar().addMenu("&Models")
+        manager = QAction("Model &manager…", self)
+        manager.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        manager.triggered.connect(self.show_model_manager)
+        models_menu.addAction(manager)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About Studio", self)
         about.triggered.connect(self.show_about)
@@ -92,6 +97,17 @@ class MainWindow(QMainWindow):
             "Generate text, images and music with models on your own machine, offline.<br>"
             f"Outputs and logs: {self.services.paths.data}"
         )
+
+    def model_manager(self):
+        """The model manager, wired so every tab's picker follows its changes."""
+        from studio.ui.model_manager import ModelManager
+
+        dialog = ModelManager(self.services, self)
+        dialog.models_changed.connect(self.refresh_models)
+        return dialog
+
+    def show_model_manager(self) -> None:
+        self.model_manager().exec()
 
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {studio.APP_NAME}", self.about_text())

@@ -189,6 +189,12 @@ class MusicPanel(GenerationPanel):
 
     def _apply_model_info(self, info: dict) -> None:
         self._model_info = info
+        if info:
+            defaults = self.model_defaults(self.model_picker.current_model())
+            if "duration" in defaults:
+                self.duration.setValue(float(defaults["duration"]))
+            if "guidance" in defaults:
+                self.guidance.setValue(float(defaults["guidance"]))
         melody = bool(info.get("melody"))
         for widget in (self.melody_button, self.melody_label):
             widget.setEnabled(melody)

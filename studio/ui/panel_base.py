@@ -55,6 +55,11 @@ class GenerationPanel(QWidget):
     def show_status(self, text: str) -> None:  # overridden
         pass
 
+    def model_defaults(self, model: str, suggested: dict | None = None) -> dict:
+        """What ``model`` starts with: the user's saved defaults (model manager), else ``suggested``."""
+        saved = self.services.settings.get("model_defaults").get(model)
+        return dict(saved) if saved else dict(suggested or {})
+
     def vary_item(self, item) -> str | None:
         """Make ``item`` again with a new seed; the new item records it as its parent."""
         try:

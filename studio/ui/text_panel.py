@@ -53,6 +53,7 @@ class TextPanel(GenerationPanel):
 
     def _build(self) -> None:
         self.model_picker = ModelPicker("text")
+        self.model_picker.model_changed.connect(self._model_changed)
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Write a prompt… (Ctrl+Enter generates)")
         self.prompt.setAccessibleName("prompt")
@@ -313,6 +314,14 @@ class TextPanel(GenerationPanel):
 
     def refresh_models(self, specs: list, preferred: str = "") -> None:
         self.model_picker.set_models(specs, preferred)
+        self._update_buttons()
+
+    def _model_changed(self, model: str) -> None:
+        defaults = self.model_defaults(model) if model else {}
+        if "temperature" in defaults:
+            self.temperature.setValue(float(defaults["temperature"]))
+        if "max_tokens" in defaults:
+            self.max_tokens.setValue(int(defaults["max_tokens"]))
         self._update_buttons()
 
     # -- events -------------------------------------------------------------------

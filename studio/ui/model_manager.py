@@ -1,0 +1,292 @@
+"""The model manager: every model Studio can find, what it is, whether it can run and why not;
+add or remove folders, read the model card, allow pickle weights, and set per-model defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engines.models import suggested_defaults
+from studio.runtime.services import make_catalog
+from studio.ui.widgets.controls import button
+
+# The parameters a model can start with, by kind: (name, label, low, high, step, decimals).
+DEFAULT_PARAMETERS = {
+    "image": (("steps", "Steps", 1, 500, 1, 0), ("guidance", "Guidance", 0.0, 50.0, 0.5, 2)),
+    "text": (("temperature", "Temperature", 0.0, 5.0, 0.05, 2), ("max_tokens", "Max tokens", 1, 32768, 16, 0)),
+    "music": (("duration", "Duration (s)", 0.5, 600.0, 1.0, 1), ("guidance", "Guidance", 0.0, 30.0, 0.5, 2)),
+}
+_COLUMNS = ("Name", "Kind", "Family", "Size", "Dtype", "Licence", "Source", "Status")
+
+
+def format_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def model_defaults(settings, spec) -> dict[str, float]:
+    """What a model starts with: the user's saved defaults, else what its kind of model needs."""
+    saved = settings.get("model_defaults").get(str(spec.path))
+    return dict(saved) if saved else suggested_defaults(spec)
+
+
+class ModelManager(QDialog):
+    models_changed = Signal()
+
+    def __init__(self, services, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(1000, 620)
+        self.services = services
+        self.settings = services.settings
+        self.specs: list = []
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.setAccessibleName("models")
+        self.table.setToolTip("Every model Studio found: bundled, in the Hugging Face cache and in your folders")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.currentCellChanged.connect(lambda *_: self._show_selected())
+        self.add_button = button("Add folder…", "add model folder", "Search another folder for models", self.add_folder)
+        self.remove_button = button(
+            "Remove folder",
+            "remove model folder",
+            "Stop searching the folder holding this model",
+            self.remove_folder,
+        )
+        self.reveal_button = button("Reveal", "reveal model", "Open the model folder in the file manager", self.reveal)
+        self.pickle_button = button(
+            "Allow pickle weights…",
+            "allow pickle weights",
+            "Load its .bin/.ckpt weights anyway",
+            self.toggle_pickle,
+        )
+        self.card = QPlainTextEdit()
+        self.card.setReadOnly(True)
+        self.card.setAccessibleName("model card")
+        self.card.setToolTip("The model card (README.md): its data, licence and intended use")
+        self.defaults_box = QGroupBox("Starts with")
+        self.defaults_form = QFormLayout(self.defaults_box)
+        self.default_fields: dict[str, QDoubleSpinBox] = {}
+        self.save_defaults_button = button(
+            "Save defaults",
+            "save model defaults",
+            "Use these whenever this model is chosen",
+            self.save_defaults,
+        )
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("model status")
+        buttons = QHBoxLayout()
+        for widget in (self.add_button, self.remove_button, self.reveal_button, self.pickle_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addWidget(self.status)
+        side_layout.addWidget(self.defaults_box)
+        side_layout.addWidget(self.save_defaults_button)
+        side_layout.addWidget(QLabel("Model card"))
+        side_layout.addWidget(self.card, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.table)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter, 1)
+        self.refresh()
+
+    # -- listing ------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        self.specs = make_catalog(self.settings).discover()
+        self.table.setRowCount(len(self.specs))
+        for row, spec in enumerate(self.specs):
+            status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
+            values = (
+                spec.name,
+                spec.kind or "?",
+                spec.family,
+                format_size(int(spec.details.get("size_bytes", 0))),
+                str(spec.details.get("dtype", "")),
+                str(spec.details.get("licence", "")),
+                spec.source,
+                status,
+            )
+            for column, value in enumerate(values):
+                cell = QTableWidgetItem(value)
+                cell.setToolTip(f"{spec.path}\n{status}")
+                self.table.setItem(row, column, cell)
+        if self.specs and self.table.currentRow() < 0:
+            self.table.selectRow(0)
+        self._show_selected()
+
+    def selected(self):
+        row = self.table.currentRow()
+        return self.specs[row] if 0 <= row < len(self.specs) else None
+
+    def select_path(self, path: Path) -> None:
+        for row, spec in enumerate(self.specs):
+            if spec.path == Path(path):
+                self.table.selectRow(row)
+                return
+
+    def _show_selected(self) -> None:
+        spec = self.selected()
+        has = spec is not None
+        self.reveal_button.setEnabled(has)
+        self.remove_button.setEnabled(has and self._user_folder_of(spec) is not None)
+        allowed = bool(has and spec.details.get("pickle_allowed"))
+        self.pickle_button.setEnabled(allowed or (has and "pickle" in spec.reason))
+        self.pickle_button.setText("Refuse pickle weights" if allowed else "Allow pickle weights…")
+        self._build_defaults(spec)
+        if not has:
+            self.card.clear()
+            self.status.setText("No models found yet: Add folder… or put models in the Hugging Face cache.")
+            return
+        self.status.setText(
+            f"{spec.name}: {spec.kind or 'unknown'} model ({spec.family}), "
+            + ("ready to use." if spec.runnable else f"cannot run: {spec.reason}.")
+            + f"\n{spec.path}"
+        )
+        card = spec.path / "README.md"
+        try:
+            self.card.setPlainText(card.read_text(encoding="utf-8")[:100_000] if card.is_file() else "No model card.")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.card.setPlainText(f"The model card cannot be read: {exc}")
+
+    def _build_defaults(self, spec) -> None:
+        while self.defaults_form.rowCount():
+            self.defaults_form.removeRow(0)
+        self.default_fields = {}
+        parameters = DEFAULT_PARAMETERS.get(spec.kind, ()) if spec is not None else ()
+        values = model_defaults(self.settings, spec) if spec is not None else {}
+        for name, label, low, high, step, decimals in parameters:
+            box = QDoubleSpinBox()
+            box.setRange(low, high)
+            box.setSingleStep(step)
+            box.setDecimals(decimals)
+            box.setSpecialValueText("tab's own")  # the minimum means "not set": the tab keeps its value
+            box.setMinimum(low - step)
+            box.setValue(float(values.get(name, low - step)))
+            box.setAccessibleName(f"default {label.lower()}")
+            box.setToolTip(f"The {label.lower()} this model starts with (lowest = leave the tab's own)")
+            self.defaults_form.addRow(label, box)
+            self.default_fields[name] = box
+        self.defaults_box.setEnabled(bool(parameters))
+        self.save_defaults_button.setEnabled(bool(parameters))
+
+    # -- actions ------------------------------------------------------------------
+
+    def add_folder(self, folder: str | None = None) -> None:
+        folder = folder or QFileDialog.getExistingDirectory(self, "Add a folder of models")
+        if not folder:
+            return
+        folders = self.settings.get("model_folders")
+        resolved = str(Path(folder).expanduser().resolve())
+        if resolved not in folders:
+            folders.append(resolved)
+            self._save("model_folders", folders)
+        self.refresh()
+        found = [s for s in self.specs if str(s.path).startswith(resolved)]
+        self.status.setText(f"Added {resolved}: {len(found)} model(s) found.")
+
+    def remove_folder(self) -> None:
+        folder = self._user_folder_of(self.selected())
+        if folder is None:
+            return
+        self._save("model_folders", [f for f in self.settings.get("model_folders") if f != folder])
+        self.refresh()
+        self.status.setText(f"Studio no longer searches {folder} (nothing was deleted).")
+
+    def reveal(self) -> None:
+        spec = self.selected()
+        if spec is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(spec.path)))
+
+    def toggle_pickle(self, confirmed: bool = False) -> None:
+        spec = self.selected()
+        if spec is None:
+            return
+        allowed = self.settings.get("allow_pickle_models")
+        path = str(spec.path.resolve())
+        if path in allowed:
+            self._save("allow_pickle_models", [p for p in allowed if p != path])
+        else:
+            if not confirmed:
+                answer = QMessageBox.warning(
+                    self,
+                    "Allow pickle weights?",
+                    f"{spec.name} has only pickle weights (.bin/.ckpt/.pt). Loading a pickle file can run any "
+                    "program on this computer. Allow it only for a model from a source you trust.",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No,
+                )
+                if answer != QMessageBox.StandardButton.Yes:
+                    return
+            self._save("allow_pickle_models", [*allowed, path])
+        self.refresh()
+        self.select_path(spec.path)
+
+    def save_defaults(self) -> None:
+        spec = self.selected()
+        if spec is None:
+            return
+        values = {
+            name: box.value()
+            for name, box in self.default_fields.items()
+            if box.value() >= box.minimum() + box.singleStep() / 2  # the minimum means "not set"
+        }
+        for name in ("steps", "max_tokens"):
+            if name in values:
+                values[name] = round(values[name])
+        defaults = self.settings.get("model_defaults")
+        defaults[str(spec.path)] = values
+        if not values:
+            defaults.pop(str(spec.path))
+        self._save("model_defaults", defaults)
+        self.status.setText(f"{spec.name} starts with {values or 'the tab settings'}.")
+
+    def _user_folder_of(self, spec) -> str | None:
+        if spec is None or spec.source != "folder":
+            return None
+        for folder in self.settings.get("model_folders"):
+            if spec.path == Path(folder) or Path(folder) in spec.path.parents:
+                return folder
+        return None
+
+    def _save(self, name: str, value) -> None:
+        self.settings.set(name, value)
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.status.setText(f"Could not save the settings: {exc}")
+        self.models_changed.emit()
