@@ -37,113 +37,14 @@ _SKIP_STEPS = 3  # steps left out of the rate: allocator warm-up, first-launch c
 
 def build_pipeline(arch: str, folder: Path, device: str, small: bool) -> Path:
     """Random-weight pipeline of the real architecture (channels ÷ 8 with ``small``), saved in fp16."""
+    import tiny_models
     import torch
 
-    pipe = make_pipeline(arch, device, small)
+    pipe = tiny_models.make_sd_architecture_pipeline(arch, device, small)
     pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
     del pipe
     gc.collect()
     return folder
-
-
-def make_pipeline(arch: str, device: str, small: bool):
-    import tiny_models
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    div = 8 if small else 1
-
-    def ch(values):
-        return tuple(v // div for v in values)
-
-    def clip(hidden: int, layers: int, heads: int, projection: bool = False):
-        config = CLIPTextConfig(
-            hidden_size=hidden // div,
-            intermediate_size=4 * hidden // div,
-            num_hidden_layers=max(1, layers // (4 if small else 1)),
-            num_attention_heads=max(1, heads // div),
-            max_position_embeddings=77,
-            vocab_size=49408,
-            projection_dim=hidden // div,
-            hidden_act="gelu" if projection else "quick_gelu",
-        )
-        return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
-
-    vae_config = {
-        "block_out_channels": ch((128, 256, 512, 512)),
-        "down_block_types": ("DownEncoderBlock2D",) * 4,
-        "up_block_types": ("UpDecoderBlock2D",) * 4,
-        "latent_channels": 4,
-        "layers_per_block": 2,
-        "norm_num_groups": 32 // div,
-    }
-    with tempfile.TemporaryDirectory() as tokenizer_dir:
-        tokenizer = tiny_models._tiny_clip_tokenizer(Path(tokenizer_dir), CLIPTokenizer)
-    schedule = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
-    if arch == "sd15":
-        scheduler = PNDMScheduler(skip_prk_steps=True, steps_offset=1, **schedule)
-    else:
-        scheduler = EulerDiscreteScheduler(steps_offset=1, **schedule)
-    torch.manual_seed(0)
-    # Weights are made where they will run: random init of billions of parameters is slow on a CPU.
-    with torch.device(device):
-        if arch == "sd15":
-            unet = UNet2DConditionModel(
-                sample_size=64,
-                block_out_channels=ch((320, 640, 1280, 1280)),
-                layers_per_block=2,
-                cross_attention_dim=768 // div,
-                attention_head_dim=8,
-                norm_num_groups=32 // div,
-                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            )
-            vae = AutoencoderKL(sample_size=512, scaling_factor=0.18215, **vae_config)
-            pipe = StableDiffusionPipeline(
-                unet=unet,
-                vae=vae,
-                text_encoder=clip(768, 12, 12),
-                tokenizer=tokenizer,
-                scheduler=scheduler,
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
-            )
-        else:
-            unet = UNet2DConditionModel(
-                sample_size=128,
-                block_out_channels=ch((320, 640, 1280)),
-                layers_per_block=2,
-                transformer_layers_per_block=(1, 2, 10) if not small else (1, 1, 2),
-                cross_attention_dim=2048 // div,
-                attention_head_dim=(5, 10, 20),
-                norm_num_groups=32 // div,
-                use_linear_projection=True,
-                addition_embed_type="text_time",
-                addition_time_embed_dim=256 // div,
-                projection_class_embeddings_input_dim=6 * 256 // div + 1280 // div,
-                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            )
-            vae = AutoencoderKL(sample_size=1024, scaling_factor=0.13025, force_upcast=False, **vae_config)
-            pipe = StableDiffusionXLPipeline(
-                unet=unet,
-                vae=vae,
-                text_encoder=clip(768, 12, 12),
-                text_encoder_2=clip(1280, 32, 20, projection=True),
-                tokenizer=tokenizer,
-                tokenizer_2=tokenizer,
-                scheduler=scheduler,
-            )
-    return pipe
 
 
 class StepClock:

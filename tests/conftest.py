@@ -88,3 +88,14 @@ def tiny_musicgen(models_root) -> Path:
 @pytest.fixture(scope="session")
 def tiny_stable_audio(models_root) -> Path:
     return tiny_models.build_tiny_stable_audio(models_root / "tiny-stable-audio")
+
+
+@pytest.fixture(scope="session")
+def sd15_single_file(models_root) -> tuple[Path, Path]:
+    """(a diffusers folder with SD 1.5's structure at 1/8 width, the same model as one original-layout file)."""
+    folder = models_root / "sd15-small"
+    tiny_models.make_sd_architecture_pipeline("sd15", "cpu", small=True).save_pretrained(
+        folder, safe_serialization=True
+    )
+    checkpoint = tiny_models.write_sd15_single_file(folder, models_root / "checkpoints" / "my-sd15.safetensors")
+    return folder, checkpoint

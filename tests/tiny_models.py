@@ -306,3 +306,194 @@ def build_tiny_stable_audio(folder: Path, *, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def make_sd_architecture_pipeline(arch: str, device: str, small: bool):
+    """SD 1.5 ("sd15") or SDXL ("sdxl") with the real architecture and random weights; channels ÷ 8 with
+    ``small`` (the same block structure, so single-file key layouts match the real ones)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    div = 8 if small else 1
+
+    def ch(values):
+        return tuple(v // div for v in values)
+
+    def clip(hidden: int, layers: int, heads: int, projection: bool = False):
+        config = CLIPTextConfig(
+            hidden_size=hidden // div,
+            intermediate_size=4 * hidden // div,
+            num_hidden_layers=max(1, layers // (4 if small else 1)),
+            num_attention_heads=max(1, heads // div),
+            max_position_embeddings=77,
+            vocab_size=49408,
+            projection_dim=hidden // div,
+            hidden_act="gelu" if projection else "quick_gelu",
+        )
+        return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+    vae_config = {
+        "block_out_channels": ch((128, 256, 512, 512)),
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4,
+        "latent_channels": 4,
+        "layers_per_block": 2,
+        "norm_num_groups": 32 // div,
+    }
+    with tempfile.TemporaryDirectory() as tokenizer_dir:
+        tokenizer = _tiny_clip_tokenizer(Path(tokenizer_dir), CLIPTokenizer)
+    schedule = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+    if arch == "sd15":
+        scheduler = PNDMScheduler(skip_prk_steps=True, steps_offset=1, **schedule)
+    else:
+        scheduler = EulerDiscreteScheduler(steps_offset=1, **schedule)
+    torch.manual_seed(0)
+    # Weights are made where they will run: random init of billions of parameters is slow on a CPU.
+    with torch.device(device):
+        if arch == "sd15":
+            unet = UNet2DConditionModel(
+                sample_size=64,
+                block_out_channels=ch((320, 640, 1280, 1280)),
+                layers_per_block=2,
+                cross_attention_dim=768 // div,
+                attention_head_dim=8,
+                norm_num_groups=32 // div,
+                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            )
+            vae = AutoencoderKL(sample_size=512, scaling_factor=0.18215, **vae_config)
+            pipe = StableDiffusionPipeline(
+                unet=unet,
+                vae=vae,
+                text_encoder=clip(768, 12, 12),
+                tokenizer=tokenizer,
+                scheduler=scheduler,
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
+        else:
+            unet = UNet2DConditionModel(
+                sample_size=128,
+                block_out_channels=ch((320, 640, 1280)),
+                layers_per_block=2,
+                transformer_layers_per_block=(1, 2, 10) if not small else (1, 1, 2),
+                cross_attention_dim=2048 // div,
+                attention_head_dim=(5, 10, 20),
+                norm_num_groups=32 // div,
+                use_linear_projection=True,
+                addition_embed_type="text_time",
+                addition_time_embed_dim=256 // div,
+                projection_class_embeddings_input_dim=6 * 256 // div + 1280 // div,
+                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            )
+            vae = AutoencoderKL(sample_size=1024, scaling_factor=0.13025, force_upcast=False, **vae_config)
+            pipe = StableDiffusionXLPipeline(
+                unet=unet,
+                vae=vae,
+                text_encoder=clip(768, 12, 12),
+                text_encoder_2=clip(1280, 32, 20, projection=True),
+                tokenizer=tokenizer,
+                tokenizer_2=tokenizer,
+                scheduler=scheduler,
+            )
+    return pipe
+
+
+def write_sd15_single_file(pipeline_folder: Path, file: Path) -> Path:
+    """Save an SD-1.5-structured diffusers pipeline as one original-layout ``.safetensors`` checkpoint,
+    the way single-file checkpoints are shared (the inverse of diffusers' single-file conversion)."""
+    from safetensors.torch import load_file, save_file
+
+    def load(part: str) -> dict:
+        return load_file(next((pipeline_folder / part).glob("*.safetensors")))
+
+    unet_map = {
+        "time_embedding.linear_1": "time_embed.0",
+        "time_embedding.linear_2": "time_embed.2",
+        "conv_in": "input_blocks.0.0",
+        "conv_norm_out": "out.0",
+        "conv_out": "out.2",
+    }
+    layer_map = []
+    for i in range(4):
+        for j in range(2):
+            layer_map.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{3 * i + j + 1}.0."))
+            if i < 3:
+                layer_map.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{3 * i + j + 1}.1."))
+        for j in range(3):
+            layer_map.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{3 * i + j}.0."))
+            if i > 0:
+                layer_map.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{3 * i + j}.1."))
+        if i < 3:
+            layer_map.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{3 * (i + 1)}.0.op."))
+            layer_map.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{3 * i + 2}.{1 if i == 0 else 2}."))
+    layer_map.append(("mid_block.attentions.0.", "middle_block.1."))
+    for j in range(2):
+        layer_map.append((f"mid_block.resnets.{j}.", f"middle_block.{2 * j}."))
+    resnet_map = [
+        ("norm1", "in_layers.0"),
+        ("conv1", "in_layers.2"),
+        ("norm2", "out_layers.0"),
+        ("conv2", "out_layers.3"),
+        ("time_emb_proj", "emb_layers.1"),
+        ("conv_shortcut", "skip_connection"),
+    ]
+    checkpoint = {}
+    for key, value in load("unet").items():
+        stem, _, leaf = key.rpartition(".")
+        name = f"{unet_map[stem]}.{leaf}" if stem in unet_map else key
+        if "resnets" in name:
+            for hf, sd in resnet_map:
+                name = name.replace(hf, sd)
+        for hf, sd in layer_map:
+            name = name.replace(hf, sd)
+        checkpoint[f"model.diffusion_model.{name}"] = value
+
+    vae_map = [
+        ("conv_shortcut", "nin_shortcut"),
+        ("conv_norm_out", "norm_out"),
+        ("mid_block.attentions.0.", "mid.attn_1."),
+    ]
+    for i in range(4):
+        for j in range(2):
+            vae_map.append((f"encoder.down_blocks.{i}.resnets.{j}.", f"encoder.down.{i}.block.{j}."))
+        if i < 3:
+            vae_map.append((f"down_blocks.{i}.downsamplers.0.", f"down.{i}.downsample."))
+            vae_map.append((f"up_blocks.{i}.upsamplers.0.", f"up.{3 - i}.upsample."))
+        for j in range(3):
+            vae_map.append((f"decoder.up_blocks.{i}.resnets.{j}.", f"decoder.up.{3 - i}.block.{j}."))
+    for j in range(2):
+        vae_map.append((f"mid_block.resnets.{j}.", f"mid.block_{j + 1}."))
+    attention_map = [
+        ("group_norm.", "norm."),
+        ("to_q.", "q."),
+        ("to_k.", "k."),
+        ("to_v.", "v."),
+        ("to_out.0.", "proj_out."),
+    ]
+    for key, tensor in load("vae").items():
+        name, value = key, tensor
+        for hf, sd in vae_map:
+            name = name.replace(hf, sd)
+        if "attn_1" in name:
+            for hf, sd in attention_map:
+                name = name.replace(hf, sd)
+            if name.endswith(("q.weight", "k.weight", "v.weight", "proj_out.weight")) and value.ndim == 2:
+                value = value.reshape(*value.shape, 1, 1)  # linear in diffusers, 1×1 convolution in the original
+        checkpoint[f"first_stage_model.{name}"] = value
+    for key, value in load("text_encoder").items():
+        name = key if key.startswith("text_model.") else f"text_model.{key}"
+        checkpoint[f"cond_stage_model.transformer.{name}"] = value
+    file.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(file))
+    return file

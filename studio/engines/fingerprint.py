@@ -42,6 +42,8 @@ class WeightFingerprints:
         A single weight file's fingerprint is that file's own sha256 (what A1111 and Civitai show).
         """
         folder = Path(folder)
+        if folder.is_file():  # a single-file checkpoint
+            return self.of_file(folder)
         files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
         if not files:
             return ""

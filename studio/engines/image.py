@@ -94,7 +94,8 @@ class ImageEngine:
 
         info: dict[str, Any] = {"native_size": spec.details.get("native_size", 512)}
         info["size_range"] = list(image_size_range(spec))
-        scheduler_name = _json(spec.path / "scheduler" / "scheduler_config.json").get("_class_name", "")
+        folder = Path(spec.details.get("config") or spec.path)  # a single file reads its family's folder
+        scheduler_name = _json(folder / "scheduler" / "scheduler_config.json").get("_class_name", "")
         scheduler_cls = getattr(diffusers, str(scheduler_name), None)
         # ``compatibles`` is an instance property; the class method behind it needs no instance.
         compatibles = scheduler_cls._get_compatibles() if hasattr(scheduler_cls, "_get_compatibles") else []
@@ -111,13 +112,22 @@ class ImageEngine:
         if spec.kind != "image" or not spec.runnable:
             raise ModelError(f"cannot load {spec.name} as an image model: {spec.reason or spec.kind}")
         try:
-            pipe = AutoPipelineForText2Image.from_pretrained(
-                spec.path,
-                local_files_only=True,
-                use_safetensors=not spec.details.get("pickle_allowed"),
-                dtype=device.dtype,
-            )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if spec.details.get("single_file"):
+                import diffusers
+
+                # A checkpoint in the original layout, with the configuration of a local folder of its family.
+                pipeline_cls = getattr(diffusers, str(spec.details["class"]))
+                pipe = pipeline_cls.from_single_file(
+                    str(spec.path), config=str(spec.details["config"]), local_files_only=True, dtype=device.dtype
+                )
+            else:
+                pipe = AutoPipelineForText2Image.from_pretrained(
+                    spec.path,
+                    local_files_only=True,
+                    use_safetensors=not spec.details.get("pickle_allowed"),
+                    dtype=device.dtype,
+                )
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise ModelError(f"cannot load {spec.name} as an image pipeline: {str(exc).splitlines()[0][:300]}") from exc
         pipe.set_progress_bar_config(disable=True)
         loaded = LoadedPipeline(spec, device, pipe, pipe.scheduler)
@@ -141,7 +151,8 @@ class ImageEngine:
         if device.memory_mode == "low":
             return True
         free = free_memory_bytes(device)
-        need = safetensors_parameter_bytes(spec.path, torch.tensor([], dtype=device.dtype).element_size())
+        bytes_per_parameter = torch.tensor([], dtype=device.dtype).element_size()
+        need = safetensors_parameter_bytes(spec.path, bytes_per_parameter)
         offload = free is not None and free < need + _AUTO_HEADROOM_BYTES
         log.info("image model needs ~%.1f GiB, %s GiB free: offload=%s", need / 2**30, free and free / 2**30, offload)
         return offload

@@ -254,7 +254,7 @@ def safetensors_parameter_bytes(path: Path, bytes_per_parameter: int) -> int:
     Reads only the JSON header of each safetensors file (the first few kilobytes), not the weights.
     """
     total = 0
-    files = sorted(path.rglob("*.safetensors"))
+    files = [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
     names = {f.parent / f.name.replace(".fp16.", ".") for f in files if ".fp16." not in f.name}
     for file in files:
         if ".fp16." in file.name and file.parent / file.name.replace(".fp16.", ".") in names:
@@ -378,8 +378,10 @@ class ModelCatalog:
         if self.bundled_root is not None:
             found += [(folder, "bundled", folder.name) for folder in _model_folders(self.bundled_root)]
         found += hf_cache_models(self.hf_cache)
+        checkpoints: list[Path] = []
         for root in self.user_folders:
             found += [(folder, "folder", folder.name) for folder in _model_folders(root)]
+            checkpoints += _checkpoint_files(root)
         for folder, source, name in found:
             resolved = folder.resolve()
             if resolved in seen_paths:
@@ -392,11 +394,28 @@ class ModelCatalog:
             used_ids.add(ident)
             allowed = str(resolved) in self.allow_pickle
             specs.append(inspect_folder(folder, model_id=ident, source=source, allow_pickle=allowed, name=name))
+        folders = list(specs)
+        for file in checkpoints:
+            if file.resolve() in seen_paths:
+                continue
+            seen_paths.add(file.resolve())
+            base = _slug(file.stem)
+            ident, n = base, 2
+            while ident in used_ids:
+                ident, n = f"{base}-{n}", n + 1
+            used_ids.add(ident)
+            specs.append(inspect_checkpoint(file, folders, model_id=ident, source="folder"))
         return specs
 
     def resolve(self, ref: str) -> ModelSpec:
         """A model by folder path or by id; ``ModelError`` says what to do when neither fits."""
         candidate = Path(ref).expanduser()
+        if candidate.is_file() and candidate.suffix == ".safetensors":
+            known = self.discover()
+            for spec in known:
+                if spec.path.resolve() == candidate.resolve():
+                    return spec
+            return inspect_checkpoint(candidate, known)
         if candidate.is_dir():
             for known in self.discover():
                 if known.path.resolve() == candidate.resolve():
@@ -408,6 +427,73 @@ class ModelCatalog:
         if "/" in ref or "\\" in ref or candidate.exists():
             raise ModelError(f"model folder {ref} does not exist or is not a folder")
         raise ModelError(f"no model called {ref!r}: give a model folder or an id from 'studio models list'")
+
+
+# Keys that only single-file Stable Diffusion checkpoints have, and where their text width shows.
+_LDM_UNET = "model.diffusion_model."
+_LDM_SDXL = "conditioner.embedders.1."
+_LDM_CROSS_ATTENTION = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
+_LDM_CROSS_ATTENTION_XL = "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight"
+SINGLE_FILE_PIPELINES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
+
+
+def inspect_checkpoint(
+    file: Path, configs: Iterable[ModelSpec] = (), *, model_id: str | None = None, source: str = "path"
+) -> ModelSpec:
+    """Classify a single-file ``.safetensors`` checkpoint (SD 1.x/2.x or SDXL, original layout).
+
+    It runs with the configuration of an installed diffusers folder of the same family and text
+    width (``configs``), since without the network there is nowhere else to read it from.
+    """
+    file = Path(file).expanduser()
+    ident = model_id or _slug(file.stem)
+    facts: dict[str, Any] = {"single_file": True, "size_bytes": _file_size(file)}
+    header = safetensors_header(file)
+    if header is None:
+        return ModelSpec(
+            ident, file.stem, "", "", file, source, False, f"{file.name} is damaged or not safetensors", facts
+        )
+    if not any(key.startswith(_LDM_UNET) for key in header):
+        reason = f"{file.name} is not a Stable Diffusion checkpoint (a LoRA, an embedding or another kind of file?)"
+        return ModelSpec(ident, file.stem, "", "", file, source, False, reason, facts)
+    family = "sdxl" if any(key.startswith(_LDM_SDXL) for key in header) else "sd"
+    entry = header.get(_LDM_CROSS_ATTENTION_XL if family == "sdxl" else _LDM_CROSS_ATTENTION, {})
+    shape = entry.get("shape", []) if isinstance(entry, dict) else []
+    width = int(shape[1]) if len(shape) > 1 else 0
+    facts.update(cls=SINGLE_FILE_PIPELINES[family], cross_attention=width, dtype=_weights_dtype_of(header))
+    facts["class"] = facts.pop("cls")
+    for config in configs:
+        if config.runnable and config.details.get("class") == facts["class"] and _cross_attention(config.path) == width:
+            facts.update(config=str(config.path), native_size=config.details.get("native_size", 512))
+            return ModelSpec(ident, file.stem, "image", family, file, source, True, details=facts)
+    what = {"sd": f"Stable Diffusion 1.x/2.x (text width {width})", "sdxl": "SDXL"}[family]
+    example = "stable-diffusion-v1-5" if family == "sd" else "stable-diffusion-xl-base-1.0"
+    reason = (
+        f"a single-file {what} checkpoint needs the configuration of a diffusers model folder of the same "
+        f"family, and none is installed: add one (for example {example} in diffusers format) with "
+        "Models ▸ Add folder or 'studio models add'"
+    )
+    return ModelSpec(ident, file.stem, "image", family, file, source, False, reason, facts)
+
+
+def _cross_attention(folder: Path) -> int:
+    config = _read_json(folder / "unet" / "config.json") or {}
+    value = config.get("cross_attention_dim")
+    return int(value) if isinstance(value, int) else 0
+
+
+def _weights_dtype_of(header: dict[str, Any]) -> str:
+    for key, entry in header.items():
+        if key != "__metadata__" and isinstance(entry, dict):
+            return _SAFETENSORS_DTYPES.get(str(entry.get("dtype")), str(entry.get("dtype", "")).lower())
+    return ""
+
+
+def _file_size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
 
 
 def hf_cache_models(cache: Path | None) -> list[tuple[Path, str, str]]:
@@ -435,6 +521,25 @@ def hf_cache_models(cache: Path | None) -> list[tuple[Path, str, str]]:
         revisions = sorted(repo.revisions, key=lambda r: ("main" in r.refs, r.last_modified), reverse=True)
         models.append((Path(revisions[0].snapshot_path), "hf-cache", repo.repo_id))
     return models
+
+
+def _checkpoint_files(root: Path, depth: int = 6) -> list[Path]:
+    """Loose ``.safetensors`` files (single-file checkpoints) outside model folders."""
+    if not root.is_dir() or _is_model_folder(root) or depth < 0:
+        return []
+    found: list[Path] = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix == ".safetensors":
+            found.append(entry)
+        elif entry.is_dir():
+            found.extend(_checkpoint_files(entry, depth - 1))
+    return found
 
 
 def _model_folders(root: Path, depth: int = 6) -> list[Path]:
