@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = sub(model_commands, "add", "add a folder to search for models")
     add.add_argument("path", metavar="PATH")
+    fetch = sub(model_commands, "download", "download a model from Hugging Face (online mode only)")
+    fetch.add_argument("repo_id", metavar="REPO_ID", help="owner/name on the Hugging Face Hub")
+    fetch.add_argument("--revision", metavar="REV")
 
     settings = commands.add_parser("settings", help="show or change settings")
     settings_commands = settings.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -142,6 +145,8 @@ def run_command(args: argparse.Namespace) -> int:
         return _models_list(args, paths)
     if args.command == "settings":
         return _settings(args, paths)
+    if args.command == "models" and args.action == "download":
+        return _models_download(args, paths)
     services = open_services(paths)
     try:
         if args.command == "gen":
@@ -310,6 +315,26 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
         else:
             status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
             print(f"{spec.id:<28} {spec.kind or '?':<5} {spec.family:<12} {status}  {spec.path}")
+    return EXIT_OK
+
+
+def _models_download(args: argparse.Namespace, paths: StudioPaths) -> int:
+    from studio.core.settings import Settings
+    from studio.runtime.downloads import DownloadFailed, run_download
+
+    if not Settings.load(paths.settings_file).get("online"):
+        raise InvalidRequest(
+            "online",
+            "online mode is off, so Studio opens no connection: turn it on with 'studio settings set online true'",
+        )
+    progress = _Progress(sys.stderr, enabled=not args.json)
+    try:
+        folder = run_download(args.repo_id, args.revision, progress.update)
+    except DownloadFailed as exc:
+        raise StudioError(f"download of {args.repo_id} failed: {exc}") from exc
+    finally:
+        progress.finish()
+    _out(args, {"repo_id": args.repo_id, "path": str(folder)}, f"downloaded {args.repo_id} to {folder}")
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -496,6 +497,15 @@ def _file_size(file: Path) -> int:
         return 0
 
 
+def default_hf_cache(fallback: str) -> Path:
+    """The hub cache as the environment names it now (HF_HUB_CACHE, else HF_HOME/hub), not at import."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(fallback)
+
+
 def hf_cache_models(cache: Path | None) -> list[tuple[Path, str, str]]:
     """Model snapshots in the Hugging Face hub cache: (folder, "hf-cache", repo id).
 
@@ -507,7 +517,7 @@ def hf_cache_models(cache: Path | None) -> list[tuple[Path, str, str]]:
         from huggingface_hub.errors import CacheNotFound
     except ImportError:
         return []
-    folder = Path(cache) if cache is not None else Path(constants.HF_HUB_CACHE)
+    folder = Path(cache) if cache is not None else default_hf_cache(constants.HF_HUB_CACHE)
     if not folder.is_dir():
         return []
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,9 +16,11 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engines.models import suggested_defaults
+from studio.runtime.downloads import download_command, download_environment, parse_line
 from studio.runtime.services import make_catalog
 from studio.ui.widgets.controls import button
 
@@ -87,6 +90,17 @@ class ModelManager(QDialog):
             "Load its .bin/.ckpt weights anyway",
             self.toggle_pickle,
         )
+        self.download_button = button(
+            "Download…", "download model", "Download a model from Hugging Face (online mode only)", self.ask_download
+        )
+        self.download_progress = QProgressBar()
+        self.download_progress.setAccessibleName("download progress")
+        self.download_progress.setToolTip("Bytes of the current file")
+        self.download_progress.setVisible(False)
+        self._download: QProcess | None = None
+        self._download_buffer = ""
+        self._download_result = ""
+        self._download_error = ""
         self.card = QPlainTextEdit()
         self.card.setReadOnly(True)
         self.card.setAccessibleName("model card")
@@ -104,8 +118,15 @@ class ModelManager(QDialog):
         self.status.setWordWrap(True)
         self.status.setAccessibleName("model status")
         buttons = QHBoxLayout()
-        for widget in (self.add_button, self.remove_button, self.reveal_button, self.pickle_button):
+        for widget in (
+            self.add_button,
+            self.remove_button,
+            self.reveal_button,
+            self.pickle_button,
+            self.download_button,
+        ):
             buttons.addWidget(widget)
+        buttons.addWidget(self.download_progress, 1)
         buttons.addStretch(1)
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -274,6 +295,68 @@ class ModelManager(QDialog):
             defaults.pop(str(spec.path))
         self._save("model_defaults", defaults)
         self.status.setText(f"{spec.name} starts with {values or 'the tab settings'}.")
+
+    # -- downloads (online mode) ----------------------------------------------------
+
+    def ask_download(self) -> None:
+        if not self.settings.get("online"):
+            self.status.setText(
+                "Online mode is off, so Studio opens no connection. Turn it on in the settings to download models."
+            )
+            return
+        repo_id, ok = QInputDialog.getText(self, "Download from Hugging Face", "Repo id (owner/name):")
+        if ok and repo_id.strip():
+            self.start_download(repo_id.strip())
+
+    def start_download(self, repo_id: str) -> None:
+        if self._download is not None or not self.settings.get("online"):
+            return
+        command = download_command(repo_id)
+        process = QProcess(self)
+        environment = QProcessEnvironment()
+        for key, value in download_environment().items():
+            environment.insert(key, value)
+        process.setProcessEnvironment(environment)
+        process.readyReadStandardOutput.connect(self._download_output)
+        process.finished.connect(lambda *_: self._download_finished(repo_id))
+        self._download, self._download_buffer, self._download_result, self._download_error = process, "", "", ""
+        self.download_button.setEnabled(False)
+        self.download_progress.setVisible(True)
+        self.download_progress.setRange(0, 0)
+        self.status.setText(f"Downloading {repo_id}…")
+        process.start(command[0], command[1:])
+
+    def _download_output(self) -> None:
+        assert self._download is not None
+        self._download_buffer += bytes(self._download.readAllStandardOutput().data()).decode("utf-8", "replace")
+        *lines, self._download_buffer = self._download_buffer.split("\n")
+        for line in lines:
+            event = parse_line(line)
+            if event is None:
+                continue
+            if event["event"] == "progress" and int(event.get("total", 0)) > 0:
+                total = int(event["total"])
+                scale = max(1, total // 1_000_000)  # a progress bar holds an int: count in megabytes when big
+                self.download_progress.setRange(0, total // scale)
+                self.download_progress.setValue(int(event.get("done", 0)) // scale)
+                self.download_progress.setFormat(f"{event.get('what', '')} %p%")
+            elif event["event"] == "done":
+                self._download_result = str(event.get("path", ""))
+            elif event["event"] == "error":
+                self._download_error = str(event.get("message", ""))
+
+    def _download_finished(self, repo_id: str) -> None:
+        self._download_output()
+        self._download = None
+        self.download_button.setEnabled(True)
+        self.download_progress.setVisible(False)
+        if self._download_result:
+            self.refresh()
+            self.select_path(Path(self._download_result))
+            self.models_changed.emit()
+            self.status.setText(f"Downloaded {repo_id}; it is in the Hugging Face cache and ready.")
+        else:
+            self.status.setText(f"Download of {repo_id} failed: {self._download_error or 'no result'}")
 
     def _user_folder_of(self, spec) -> str | None:
         if spec is None or spec.source != "folder":
