@@ -98,12 +98,8 @@ def time_saves(store, rounds: int) -> list[float]:
     return times
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace) -> dict:
+    """Run the measurement with parsed options; the result keys are the harness's."""
 
     from studio.core.paths import StudioPaths
     from studio.gallery.credentials import ContentCredentials
@@ -140,6 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         "save_ms": round(statistics.median(save_ms), 2),
         "save_signed_ms": round(statistics.median(signed_ms), 2),
     }
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result = measure(args)
     for key, value in result.items():
         print(f"{key:<24} {value}", file=sys.stderr if args.json else sys.stdout)
     if args.json:

@@ -168,7 +168,7 @@ def _free() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="sd15,sdxl", help="comma-separated: sd15, sdxl")
     parser.add_argument("--steps", type=int, default=30)
@@ -177,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile runs")
     parser.add_argument("--out", type=Path, help="also write the results here as JSON (after each measurement)")
     parser.add_argument("--work", type=Path, help="folder for the built pipelines (default: a temp folder)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     import torch

@@ -61,14 +61,8 @@ def studio_run(services, model: Path, prompt: str, size: int, steps: int, seed: 
     return float(marks["end"]) - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace) -> dict:
+    """Run the measurement with parsed options; the result keys are the harness's."""
 
     import torch
     from diffusers import AutoPipelineForText2Image
@@ -105,6 +99,23 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "torch_threads": torch.get_num_threads(),
     }
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result = measure(args)
     for key, value in result.items():
         print(f"{key:<26} {value}", file=sys.stderr if args.json else sys.stdout)
     if args.json:

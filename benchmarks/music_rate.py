@@ -63,13 +63,8 @@ def studio_run(services, model_path: Path, prompt: str, seconds: float, seed: in
     return float(event.result[0].record.output["duration_s"]), float(marks["end"]) - start
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace) -> dict:
+    """Run the measurement with parsed options; the result keys are the harness's."""
 
     import tiny_models
     import torch
@@ -106,6 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "torch_threads": torch.get_num_threads(),
     }
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result = measure(args)
     for key, value in result.items():
         print(f"{key:<28} {value}", file=sys.stderr if args.json else sys.stdout)
     if args.json:

@@ -115,13 +115,8 @@ def studio_run(services, model_path: Path, prompt: str, tokens: int, seed: int) 
     return marks["end"] - start, (marks["first"] - start) * 1000, int(event.info["tokens"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace) -> dict:
+    """Run the measurement with parsed options; the result keys are the harness's."""
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -162,6 +157,22 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "torch_threads": torch.get_num_threads(),
     }
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result = measure(args)
     for key, value in result.items():
         print(f"{key:<30} {value}", file=sys.stderr if args.json else sys.stdout)
     if args.json:

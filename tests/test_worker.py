@@ -238,3 +238,18 @@ def test_an_output_whose_save_failed_is_kept_for_a_retry(tmp_path, monkeypatch):
     assert [i.record.prompt for i in store.list()] == ["keep me"]
     assert worker.shutdown()
     store.close()
+
+
+def test_launch_probe_reports_the_device_then_preloads_every_engine(tmp_path):
+    store = GalleryStore(tmp_path / "gallery")
+    worker = Worker(store=store, catalog=FakeCatalog())
+    log = EventLog(worker)
+    job = worker.probe_device(preload_engines=True)
+    device = log.wait_for(lambda e: e.job_id == job and e.kind.value == "device", timeout=120)
+    assert device.result["device"] in ("cpu", "cuda", "mps") and worker.device_info == device.result
+    deadline = time.monotonic() + 120
+    while worker.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(worker._engines) == {"text", "image", "music"}
+    assert worker.shutdown()
+    store.close()

@@ -72,7 +72,7 @@ def inspect_folder(
     """
     path = Path(path).expanduser()
     name = name or path.name or str(path)
-    ident = model_id or _slug(name)
+    ident = model_id or _slug(name.replace("/", "--"))
     facts: dict[str, Any] = {}
 
     def refused(reason: str, kind: str = "", family: str = "") -> ModelSpec:
@@ -418,16 +418,30 @@ class ModelCatalog:
                     return spec
             return inspect_checkpoint(candidate, known)
         if candidate.is_dir():
-            for known in self.discover():
-                if known.path.resolve() == candidate.resolve():
-                    return known
-            return inspect_folder(candidate, allow_pickle=str(candidate.resolve()) in self.allow_pickle)
+            # Only this folder is inspected: every job resolves its model, and scanning every source
+            # (the hub cache included) each time cost text generation several percent of its speed.
+            name, source = self._identity(candidate)
+            allowed = str(candidate.resolve()) in self.allow_pickle
+            return inspect_folder(candidate, source=source, name=name, allow_pickle=allowed)
         for spec in self.discover():
             if ref in (spec.id, spec.name):
                 return spec
         if "/" in ref or "\\" in ref or candidate.exists():
             raise ModelError(f"model folder {ref} does not exist or is not a folder")
         raise ModelError(f"no model called {ref!r}: give a model folder or an id from 'studio models list'")
+
+
+    def _identity(self, folder: Path) -> tuple[str, str]:
+        """(display name, source) of a model folder, as ``discover`` would name it."""
+        resolved = folder.resolve()
+        if resolved.parent.name == "snapshots" and resolved.parent.parent.name.startswith("models--"):
+            return resolved.parent.parent.name.removeprefix("models--").replace("--", "/"), "hf-cache"
+        if self.bundled_root is not None and self.bundled_root.resolve() in (resolved, *resolved.parents):
+            return folder.name, "bundled"
+        for root in self.user_folders:
+            if root.resolve() in (resolved, *resolved.parents):
+                return folder.name, "folder"
+        return folder.name, "path"
 
 
 # Keys that only single-file Stable Diffusion checkpoints have, and where their text width shows.

@@ -122,6 +122,12 @@ class TextEngine:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load {spec.name} as a text model: {_first_line(exc)}") from exc
         model.to(device.device).eval()
+        if device.compile_models and device.device == "cuda":
+            # A static KV cache gives the decode step fixed shapes; generate() then compiles the forward
+            # itself (its compile_config, CUDA graphs included) and copies the outputs it keeps. Wrapping
+            # forward in torch.compile by hand failed on an H100: a CUDA graph run overwrote the logits
+            # the sampler still read.
+            model.generation_config.cache_implementation = "static"
         return LoadedTextModel(spec, device, model, tokenizer)
 
     def unload(self, loaded: LoadedTextModel) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,14 +23,18 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._slots: dict[str, _Entry] = {}
+        self.last_load_s = 0.0  # how long the last ``get`` spent loading: 0 when the model was here
 
     def get(self, kind: str, key: Any, load: Callable[[], Any], unload: Callable[[Any], None]) -> Any:
         entry = self._slots.get(kind)
         if entry is not None and entry.key == key:
+            self.last_load_s = 0.0
             return entry.model
         if entry is not None:
             self._drop(kind)
+        started = time.perf_counter()
         model = load()
+        self.last_load_s = time.perf_counter() - started
         self._slots[kind] = _Entry(key, model, unload)
         return model
 

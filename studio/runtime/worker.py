@@ -14,6 +14,7 @@ import importlib
 import logging
 import secrets
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     parent: str | None = None
     task: Callable[[_Job], None] | None = None  # internal work instead of a request
+    load_s: float = 0.0  # seconds spent loading its model (0 when it was loaded already)
 
 
 class Worker:
@@ -80,6 +82,7 @@ class Worker:
         )
         self.cache = ModelCache()
         self._device: Any = None
+        self.device_info: dict[str, Any] | None = None  # the last device report, for late listeners
         self._thread = threading.Thread(target=self._loop, name="studio-worker", daemon=True)
         self._thread.start()
 
@@ -93,9 +96,11 @@ class Worker:
     def submit(self, request: Request, *, parent: str | None = None) -> str:
         return self._enqueue(_Job(_new_job_id(), request, parent=parent))
 
-    def probe_device(self) -> str:
-        """Ask the worker to report its device (a ``device`` event); imports torch there."""
-        return self._enqueue(_Job(_new_job_id(), None, task=self._report_device))
+    def probe_device(self, *, preload_engines: bool = False) -> str:
+        """Ask the worker to report its device (a ``device`` event); imports torch there. With
+        ``preload_engines`` it then imports every engine (transformers, diffusers) while the app is
+        idle, so the first job of each kind does not hold the interpreter to import them."""
+        return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._report_device(job, preload_engines)))
 
     def describe_model(self, ref: str) -> str:
         """Ask what a model offers (schedulers, sizes…) without loading its weights: a ``model_info`` event."""
@@ -222,7 +227,8 @@ class Worker:
                 message = f"{exc} The {kind} is kept in memory: retry saving once that is fixed."
                 self._emit(JobEvent(EventKind.ERROR, job.id, error=message, info={"kind": kind, "unsaved": True}))
                 return
-            self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=_summary(result, request)))
+            info = {**_summary(result, request), "load_s": round(job.load_s, 3)}
+            self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=info))
         except JobCancelled:
             partial = self._partials.get(job.id)
             info = {"partial": partial[0].outputs[0].data} if partial and partial[0].outputs else {}
@@ -253,6 +259,7 @@ class Worker:
             model = self.cache.get(
                 request.kind, (str(spec.path), device.key), lambda: engine.load(spec, device), engine.unload
             )
+            job.load_s = self.cache.last_load_s
             ctx.raise_if_cancelled()
             result = engine.generate(model, request, ctx)
         except Exception as exc:
@@ -346,7 +353,7 @@ class Worker:
             JobEvent(EventKind.FINISHED, job.id, result=items, info={"kind": request.kind, "keep_of": source_job_id})
         )
 
-    def _report_device(self, job: _Job) -> None:
+    def _report_device(self, job: _Job, preload_engines: bool = False) -> None:
         try:
             from studio.engines.devices import describe_device
 
@@ -354,7 +361,16 @@ class Worker:
         except Exception as exc:
             log.exception("probing the device failed")
             info = {"device": "unknown", "name": f"device unknown ({exc})"}
+        self.device_info = info
         self._emit(JobEvent(EventKind.DEVICE, job.id, result=info))
+        if preload_engines:
+            started = time.perf_counter()
+            for kind in ENGINE_PATHS:
+                try:
+                    self._engine(kind)
+                except Exception:  # a broken install shows up when that kind is used, with its message
+                    log.exception("preloading the %s engine failed", kind)
+            log.info("engines imported in %.1f s", time.perf_counter() - started)
 
     def _describe(self, job: _Job, ref: str) -> None:
         info: dict[str, Any] = {"model": ref}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 import studio
@@ -20,10 +19,13 @@ def run_gui(data_dir: str | None = None, *, debug: bool = False) -> int:
     app.setApplicationName(studio.APP_NAME)
     app.setApplicationVersion(studio.__version__)
     services = open_services(paths)
+    # Looking at the device imports torch on the worker thread, then the engines (transformers,
+    # diffusers). Started now, it runs while the window is built and while it idles after: the window
+    # still shows in well under a second, and no job later pays for those imports with a stalled
+    # window (docs/PERFORMANCE.md, "Responsiveness").
+    services.worker.probe_device(preload_engines=True)
     window = MainWindow(services)
     window.show()
-    # Looking at the device imports torch on the worker thread, after the window is up.
-    QTimer.singleShot(0, window, services.worker.probe_device)
     try:
         return app.exec()
     finally:

@@ -74,6 +74,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.queue_label)
         self._build_menus()
         self.refresh_models()
+        if services.worker.device_info:  # reported before this window listened
+            self._show_device(services.worker.device_info)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -119,13 +121,15 @@ class MainWindow(QMainWindow):
         self.image_panel.refresh_models(specs, last.get("image", ""))
         self.music_panel.refresh_models(specs, last.get("music", ""))
 
+    def _show_device(self, info: dict) -> None:
+        text = f"Device: {info.get('name', 'unknown')}"
+        if info.get("free_bytes"):
+            text += f" · {info['free_bytes'] / 2**30:.1f} GiB free"
+        self.device_label.setText(text)
+
     def _on_event(self, event: JobEvent) -> None:
         if event.kind is EventKind.DEVICE:
-            info = event.result or {}
-            text = f"Device: {info.get('name', 'unknown')}"
-            if info.get("free_bytes"):
-                text += f" · {info['free_bytes'] / 2**30:.1f} GiB free"
-            self.device_label.setText(text)
+            self._show_device(event.result or {})
         self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")
         if event.is_terminal or event.kind is EventKind.QUEUED:
             # Terminal events arrive before the worker takes the next job: read the queue again then.

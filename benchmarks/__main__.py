@@ -1,0 +1,84 @@
+"""Every measurement in one run: ``python -m benchmarks [--quick] [--json] [--gpu]``.
+
+Prints a table (targets beside the figures) and, with ``--json``, one JSON object on the last
+line of stdout. ``--quick`` uses small models and counts and finishes in a few minutes on two
+CPU cores. ``--gpu`` adds the real-size GPU measurements (benchmarks/gpu.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+# key: (target, how it compares) for the table
+TARGETS = {
+    "text_throughput_ratio": (0.97, ">="),
+    "image_step_ratio": (0.97, ">="),
+    "music_rate_ratio": (0.97, ">="),
+    "gui_max_stall_ms": (50, "<="),
+    "gui_p99_stall_ms": (20, "<="),
+    "startup_window_s": (1.0, "<="),
+    "gallery_open_100k_s": (1.0, "<="),
+}
+
+
+# Options the modules echo back: not measurements, so left out of the table (kept in the JSON).
+_SETTINGS_KEYS = {"tokens", "rounds", "torch_threads", "size", "steps", "seconds", "items"}
+
+
+def _run(module: str, argv: list[str]) -> dict:
+    """One benchmark module's measurement, with its own options."""
+    import importlib
+
+    mod = importlib.import_module(f"benchmarks.{module}")
+    return mod.measure(mod.build_parser().parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small models and counts (minutes on a CPU)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
+    parser.add_argument("--gpu", action="store_true", help="add the real-size GPU measurements")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    plan = [
+        ("text_throughput", ["--tokens", "64", "--rounds", "3"] if quick else []),
+        ("image_steps", ["--size", "192", "--steps", "12", "--rounds", "3"] if quick else []),
+        ("music_rate", ["--seconds", "2", "--rounds", "2"] if quick else []),
+        ("responsiveness", ["--rounds", "2"] if quick else []),
+        ("gallery_scale", ["--items", "100000", "--rounds", "5" if quick else "20"]),
+    ]
+    if args.gpu:
+        plan.append(("gpu", []))
+    results: dict = {}
+    started = time.perf_counter()
+    for module, module_argv in plan:
+        print(f"# {module} …", file=sys.stderr, flush=True)
+        results.update(_run(module, module_argv))
+    results["text_first_token_ms"] = {
+        "studio": results.get("text_first_token_ms_studio"),
+        "raw": results.get("text_first_token_ms_raw"),
+    }
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["harness_s"] = round(time.perf_counter() - started, 1)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"\n{'measure':<32} {'value':>12}  target", file=out)
+    for key, value in results.items():
+        if isinstance(value, dict) or key in _SETTINGS_KEYS:
+            continue
+        target = TARGETS.get(key)
+        mark = ""
+        if target is not None and isinstance(value, (int, float)):
+            ok = value >= target[0] if target[1] == ">=" else value <= target[0]
+            mark = f"{target[1]} {target[0]}  {'ok' if ok else 'MISSED'}"
+        print(f"{key:<32} {value!s:>12}  {mark}", file=out)
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
