@@ -30,11 +30,18 @@ _SETTINGS_KEYS = {"tokens", "rounds", "torch_threads", "size", "steps", "seconds
 
 
 def _run(module: str, argv: list[str]) -> dict:
-    """One benchmark module's measurement, with its own options."""
-    import importlib
+    """One benchmark module in a fresh process, so one part's threads and memory cannot slow the next."""
+    import subprocess
 
-    mod = importlib.import_module(f"benchmarks.{module}")
-    return mod.measure(mod.build_parser().parse_args(argv))
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *argv, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=sys.stderr,
+        text=True,
+        timeout=3600,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         "studio": results.get("text_first_token_ms_studio"),
         "raw": results.get("text_first_token_ms_raw"),
     }
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    # The largest resident set of any part (each ran in its own process).
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     results["harness_s"] = round(time.perf_counter() - started, 1)
     out = sys.stderr if args.json else sys.stdout
     print(f"\n{'measure':<32} {'value':>12}  target", file=out)

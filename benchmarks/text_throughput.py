@@ -5,7 +5,7 @@ round by round so drift on the machine hits both equally; medians are reported. 
 side is timed from ``submit`` to the ``finished`` event, so it includes queueing, streaming
 events and saving the result to the gallery.
 
-    python -m benchmarks.text_throughput [--model FOLDER] [--tokens 128] [--rounds 5] [--json]
+    python -m benchmarks.text_throughput [--model FOLDER] [--tokens 256] [--rounds 7] [--json]
 
 Without --model it builds a ~6M-parameter Llama from a config (random weights) in a temp folder.
 """
@@ -163,8 +163,8 @@ def measure(args: argparse.Namespace) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     return parser
 

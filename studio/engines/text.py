@@ -53,15 +53,22 @@ class _CancelCriteria(StoppingCriteria):
 
 
 class _EventStreamer(BaseStreamer):
-    """Turns new token ids into text chunks as soon as they decode to whole characters."""
+    """Turns new token ids into text chunks as soon as they decode to whole characters.
+
+    Each step decodes only a short window — the ids of the previous chunk as context, then the new
+    ones — and sends the difference: tokenizers that drop a leading space at the start of a decode
+    (SentencePiece) still get it right, and a long line costs the same per token as a short one
+    (decoding everything since the last line break made each token slower as the line grew).
+    """
 
     def __init__(self, tokenizer: Any, ctx: RunContext, total: int) -> None:
         self._tokenizer = tokenizer
         self._ctx = ctx
         self._total = total
         self._prompt_seen = False
-        self._pending: list[int] = []  # ids since the last line break, decoded together
-        self._printed = 0  # characters of the pending text already sent
+        self._ids: list[int] = []
+        self._prefix = 0  # where the context window starts
+        self._read = 0  # ids before this are sent
         self.tokens = 0
         self.chunks: list[str] = []
         self.first_token_at: float | None = None
@@ -74,22 +81,21 @@ class _EventStreamer(BaseStreamer):
             self.first_token_at = time.perf_counter()
         ids = value.reshape(-1).tolist()
         self.tokens += len(ids)
-        self._pending.extend(ids)
-        text = self._tokenizer.decode(self._pending, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-            self._ctx.progress(self.tokens, self._total)
-            return
-        self._send(text[self._printed :])
-        if text.endswith("\n"):
-            self._pending, self._printed = [], 0
-        else:
-            self._printed = len(text)
+        self._ids.extend(ids)
+        self._flush(final=False)
 
     def end(self) -> None:
-        if self._pending:
-            text = self._tokenizer.decode(self._pending, skip_special_tokens=True)
-            self._send(text[self._printed :])
-        self._pending, self._printed = [], 0
+        self._flush(final=True)
+
+    def _flush(self, *, final: bool) -> None:
+        decode = self._tokenizer.decode
+        context = decode(self._ids[self._prefix : self._read], skip_special_tokens=True)
+        text = decode(self._ids[self._prefix :], skip_special_tokens=True)
+        if len(text) <= len(context) or (text.endswith("\ufffd") and not final):
+            self._ctx.progress(self.tokens, self._total)  # nothing whole to show yet (half a character)
+            return
+        self._send(text[len(context) :])
+        self._prefix, self._read = self._read, len(self._ids)
 
     def _send(self, chunk: str) -> None:
         if chunk:
