@@ -23,7 +23,7 @@ def window(qtbot, services):
 def test_window_has_the_tabs_menus_and_status_bar(window):
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Text", "Image", "Music", "Gallery"]
     menus = [action.text() for action in window.menuBar().actions()]
-    assert menus == ["&File", "&Models", "&Help"]
+    assert menus == ["&File", "&View", "&Models", "&Help"]
     assert "0.1.0" in window.about_text()
     assert window.queue_label.text() == "Queue: 0"
 

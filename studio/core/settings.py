@@ -24,6 +24,7 @@ class Setting:
     description: str
     check: Callable[[Any], bool]
     choices: tuple[Any, ...] = ()
+    internal: bool = False  # kept by the app itself (window state, last models): not in the settings dialog
 
     def accepts(self, value: Any) -> bool:
         if self.choices and value not in self.choices:
@@ -56,6 +57,10 @@ def _is_defaults_map(value: Any) -> bool:
     )
 
 
+def _is_state_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+
+
 def _is_model_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
@@ -68,13 +73,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Folders searched for models, besides the bundled ones and the Hugging Face cache.",
         _is_path_list,
     ),
-    Setting("last_models", {}, "Last used models", "The model each tab used last, by kind.", _is_model_map),
+    Setting(
+        "last_models", {}, "Last used models", "The model each tab used last, by kind.", _is_model_map, internal=True
+    ),
     Setting(
         "model_defaults",
         {},
         "Model defaults",
         "Settings each model starts with in its tab (for example 1-4 steps and guidance 0 for SDXL-Turbo).",
         _is_defaults_map,
+        internal=True,  # edited in the model manager
     ),
     Setting(
         "allow_pickle_models",
@@ -130,7 +138,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Add content credentials signed with this installation's key.",
         _is_bool,
     ),
-    Setting("theme", "dark", "Theme", "Colours of the window.", _is_str, choices=("dark", "light", "system")),
+    Setting(
+        "precision",
+        "auto",
+        "Precision",
+        "Number format on the GPU. auto: bfloat16 where the GPU supports it, else float16; the CPU always "
+        "uses float32. float32 on a GPU is slower and needs twice the memory.",
+        _is_str,
+        choices=("auto", "float16", "bfloat16", "float32"),
+    ),
+    Setting(
+        "theme",
+        "dark",
+        "Theme",
+        "Colours of the window: dark, light, or the system's choice.",
+        _is_str,
+        choices=("dark", "light", "system"),
+    ),
+    Setting("welcome_shown", False, "Welcome shown", "The first-run welcome was shown.", _is_bool, internal=True),
+    Setting("window_state", {}, "Window state", "Size, splitters and the last tab.", _is_state_map, internal=True),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

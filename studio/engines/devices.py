@@ -32,17 +32,21 @@ class DeviceChoice:
         return {"device": self.device, "dtype": self.dtype_name, "name": self.name, "memory_mode": self.memory_mode}
 
 
-def choose_device(preference: str = "auto", *, memory_mode: str = "auto", compile_models: bool = False) -> DeviceChoice:
-    """The best device allowed by ``preference``; half precision on GPUs, float32 on the CPU."""
+def choose_device(
+    preference: str = "auto", *, memory_mode: str = "auto", compile_models: bool = False, precision: str = "auto"
+) -> DeviceChoice:
+    """The best device allowed by ``preference``; half precision on GPUs (or ``precision``), float32 on the CPU."""
     import torch
 
     options = {"memory_mode": memory_mode, "compile_models": compile_models}
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        if precision != "auto" and (precision != "bfloat16" or torch.cuda.is_bf16_supported()):
+            dtype = precision
         return DeviceChoice("cuda", dtype, torch.cuda.get_device_name(0), **options)
     mps = getattr(torch.backends, "mps", None)
     if preference in ("auto", "mps") and mps is not None and mps.is_available():
-        return DeviceChoice("mps", "float16", "Apple GPU (MPS)", **options)
+        return DeviceChoice("mps", "float32" if precision == "float32" else "float16", "Apple GPU (MPS)", **options)
     return DeviceChoice("cpu", "float32", f"CPU ({platform.machine() or 'unknown'})", **options)
 
 

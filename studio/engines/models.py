@@ -430,7 +430,6 @@ class ModelCatalog:
             raise ModelError(f"model folder {ref} does not exist or is not a folder")
         raise ModelError(f"no model called {ref!r}: give a model folder or an id from 'studio models list'")
 
-
     def _identity(self, folder: Path) -> tuple[str, str]:
         """(display name, source) of a model folder, as ``discover`` would name it."""
         resolved = folder.resolve()

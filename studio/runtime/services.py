@@ -71,7 +71,9 @@ def open_services(paths: StudioPaths) -> Services:
     worker = Worker(
         store=store,
         catalog=_LiveCatalog(settings),
-        runtime_options=lambda: {name: settings.get(name) for name in ("device", "memory_mode", "compile_models")},
+        runtime_options=lambda: {
+            name: settings.get(name) for name in ("device", "memory_mode", "compile_models", "precision")
+        },
         log_file=str(paths.log_file),
         fingerprints=WeightFingerprints(paths.cache / "weight-digests.json"),
     )

@@ -299,9 +299,11 @@ class Worker:
             str(options.get("device", "auto")),
             str(options.get("memory_mode", "auto")),
             bool(options.get("compile_models", False)),
+            str(options.get("precision", "auto")),
         )
         if self._device is None or self._device[0] != wanted:
-            self._device = (wanted, choose_device(wanted[0], memory_mode=wanted[1], compile_models=wanted[2]))
+            chosen = choose_device(wanted[0], memory_mode=wanted[1], compile_models=wanted[2], precision=wanted[3])
+            self._device = (wanted, chosen)
         return self._device[1]
 
     def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:

@@ -178,6 +178,7 @@ class GalleryPanel(QWidget):
         self.preview_text = QPlainTextEdit()
         self.preview_text.setReadOnly(True)
         self.preview_text.setAccessibleName("item text")
+        self.preview_text.setToolTip("The selected text")
         self.player = AudioPlayer()
         self.preview = QStackedWidget()
         for widget in (self.preview_image, self.preview_text, self.player):

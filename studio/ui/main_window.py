@@ -17,6 +17,7 @@ from studio.ui.image_panel import ImagePanel
 from studio.ui.music_panel import MusicPanel
 from studio.ui.panel_base import GenerationPanel
 from studio.ui.text_panel import TextPanel
+from studio.ui.theme import apply_theme, icon
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,20 @@ class MainWindow(QMainWindow):
             "image": self.image_panel,
             "music": self.music_panel,
         }
+        self.setWindowIcon(icon("studio"))
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("media tabs")
-        self.tabs.addTab(self.text_panel, "Text")
-        self.tabs.addTab(self.image_panel, "Image")
-        self.tabs.addTab(self.music_panel, "Music")
-        self.tabs.addTab(self.gallery_panel, "Gallery")
+        self.tabs.setToolTip("Ctrl+1 Text · Ctrl+2 Image · Ctrl+3 Music · Ctrl+4 Gallery")
+        self.tab_names = {}
+        for panel, name in (
+            (self.text_panel, "Text"),
+            (self.image_panel, "Image"),
+            (self.music_panel, "Music"),
+            (self.gallery_panel, "Gallery"),
+        ):
+            self.tabs.addTab(panel, icon(name.lower()), name)
+            self.tab_names[panel] = name
+        self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(self.tabs)
 
         for panel in self.panels.values():
@@ -76,19 +85,39 @@ class MainWindow(QMainWindow):
         self.refresh_models()
         if services.worker.device_info:  # reported before this window listened
             self._show_device(services.worker.device_info)
+        self.restore_window_state()
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.triggered.connect(self.show_settings)
+        file_menu.addAction(self.settings_action)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.tab_actions = []
+        for number in range(self.tabs.count()):
+            action = QAction(self.tabs.tabText(number), self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number + 1}"))
+            action.triggered.connect(lambda _checked=False, n=number: self.tabs.setCurrentIndex(n))
+            view_menu.addAction(action)
+            self.tab_actions.append(action)
+        self.search_action = QAction("&Search the gallery", self)
+        self.search_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.search_action.triggered.connect(self.search_gallery)
+        view_menu.addAction(self.search_action)
         models_menu = self.menuBar().addMenu("&Models")
         manager = QAction("Model &manager…", self)
         manager.setShortcut(QKeySequence("Ctrl+Shift+M"))
         manager.triggered.connect(self.show_model_manager)
         models_menu.addAction(manager)
         help_menu = self.menuBar().addMenu("&Help")
+        welcome = QAction("&Welcome", self)
+        welcome.triggered.connect(self.show_welcome)
+        help_menu.addAction(welcome)
         about = QAction("&About Studio", self)
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
@@ -169,8 +198,85 @@ class MainWindow(QMainWindow):
 
     def _items_saved(self, items: list) -> None:
         self.gallery_panel.refresh()
-        if items:
+        if not items:
+            return
+        panel = self.panels.get(items[0].kind)
+        if panel is not None and self.tabs.currentWidget() is not panel:
+            # Finished while the artist looks elsewhere: say so, and mark the tab until it is seen.
+            index = self.tabs.indexOf(panel)
+            self.tabs.setTabText(index, f"{self.tab_names[panel]} ●")
+            self.statusBar().showMessage(f"{self.tab_names[panel]} finished: {items[0].path.name}", 8000)
+        else:
             self.statusBar().showMessage(f"Saved {items[0].path.name}", 5000)
+
+    def _tab_shown(self, index: int) -> None:
+        panel = self.tabs.widget(index)
+        if panel in self.tab_names:
+            self.tabs.setTabText(index, self.tab_names[panel])
+
+    def search_gallery(self) -> None:
+        self.tabs.setCurrentWidget(self.gallery_panel)
+        self.gallery_panel.focus_search()
+
+    def show_settings(self) -> None:
+        self.settings_dialog().exec()
+
+    def settings_dialog(self):
+        from studio.ui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.services.settings, self)
+        dialog.applied.connect(self._settings_changed)
+        return dialog
+
+    def _settings_changed(self, names: list) -> None:
+        if "theme" in names:
+            from PySide6.QtWidgets import QApplication
+
+            apply_theme(QApplication.instance(), str(self.services.settings.get("theme")))
+        if {"model_folders", "allow_pickle_models"} & set(names):
+            self.refresh_models()
+
+    def show_welcome(self) -> None:
+        from studio.ui.welcome import WelcomeDialog
+
+        WelcomeDialog(self.services, self).exec()
+
+    # -- window state -----------------------------------------------------------------
+
+    def _splitters(self) -> dict:
+        from PySide6.QtWidgets import QSplitter
+
+        return {name.lower(): panel.findChild(QSplitter) for panel, name in self.tab_names.items()}
+
+    def save_window_state(self) -> None:
+        """Size and place, splitter positions and the current tab, kept in the settings."""
+        state = {
+            "geometry": bytes(self.saveGeometry().toBase64()).decode(),
+            "tab": self.tabs.currentIndex(),
+            "splitters": {
+                name: bytes(splitter.saveState().toBase64()).decode()
+                for name, splitter in self._splitters().items()
+                if splitter is not None
+            },
+        }
+        self.services.settings.set("window_state", state)
+        try:
+            self.services.settings.save()
+        except OSError:
+            log.warning("could not save the window state", exc_info=True)
+
+    def restore_window_state(self) -> None:
+        from PySide6.QtCore import QByteArray
+
+        state = self.services.settings.get("window_state")
+        if isinstance(state.get("geometry"), str):
+            self.restoreGeometry(QByteArray.fromBase64(state["geometry"].encode()))
+        if isinstance(state.get("tab"), int) and 0 <= state["tab"] < self.tabs.count():
+            self.tabs.setCurrentIndex(state["tab"])
+        saved = state.get("splitters") if isinstance(state.get("splitters"), dict) else {}
+        for name, splitter in self._splitters().items():
+            if splitter is not None and isinstance(saved.get(name), str):
+                splitter.restoreState(QByteArray.fromBase64(saved[name].encode()))
 
     def _open_item(self, item) -> None:
         """Double-click in the gallery: music opens in the Music tab's player, the rest in their app."""
@@ -216,6 +322,7 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         self._shut_down = True
+        self.save_window_state()
         self.music_panel.shutdown()
         self.gallery_panel.shutdown()
         self.bridge.detach()
