@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
+    QColor,
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
@@ -19,6 +20,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
@@ -61,7 +63,10 @@ class GalleryDelegate(QStyledItemDelegate):
         palette = option.palette
         rect = option.rect.adjusted(4, 4, -4, -4)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        painter.fillRect(rect, palette.highlight() if selected else palette.alternateBase())
+        light = QApplication.instance().property("studio_theme") == "light"
+        # Tile colours follow the theme (a stylesheet does not reach the palette a delegate paints with).
+        tile, ink = (QColor("#ffffff"), QColor("#1d1e22")) if light else (QColor("#262830"), QColor("#e6e6e9"))
+        painter.fillRect(rect, palette.highlight() if selected else tile)
         if item is not None:
             picture_area = QRect(rect.left() + 4, rect.top() + 4, rect.width() - 8, THUMB_SIDE)
             image = index.data(ThumbnailRole)
@@ -71,12 +76,12 @@ class GalleryDelegate(QStyledItemDelegate):
                 y = picture_area.top() + (picture_area.height() - pixmap.height()) // 2
                 painter.drawPixmap(x, y, pixmap)
             else:
-                painter.setPen(palette.text().color())
+                painter.setPen(ink)
                 text = item.record.prompt if item.kind != "text" else _first_lines(item)
                 flags = Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap
                 painter.drawText(picture_area, flags, text[:300])
             caption = QRect(rect.left() + 4, rect.bottom() - 30, rect.width() - 8, 28)
-            painter.setPen(palette.highlightedText().color() if selected else palette.text().color())
+            painter.setPen(palette.highlightedText().color() if selected else ink)
             star = "★ " if item.favourite else ""
             label = f"{star}{item.kind} · {item.record.created_at[5:16].replace('T', ' ')}"
             painter.drawText(caption, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label)

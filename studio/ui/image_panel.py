@@ -175,6 +175,9 @@ class ImagePanel(GenerationPanel):
         scroll = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
+        # Scroll down when the window is short, never sideways: the controls keep their full width.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(controls.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
 
         self.view = ImageView()
         self.fit = QCheckBox("Fit")
