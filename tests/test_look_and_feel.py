@@ -148,3 +148,26 @@ def _inside_a_qt_composite(widget) -> bool:
             return True
         parent = parent.parentWidget()
     return False
+
+
+def test_errors_read_as_a_sentence_with_the_details_one_click_away(window, qtbot, tiny_sd, monkeypatch):
+    from diffusers import UNet2DConditionModel
+
+    def broken(self, *args, **kwargs):
+        raise ZeroDivisionError("deep inside a library")
+
+    monkeypatch.setattr(UNet2DConditionModel, "forward", broken)
+    window.services.settings.set("model_folders", [str(tiny_sd.parent)])
+    window.refresh_models()
+    panel = window.image_panel
+    panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(tiny_sd)))
+    panel.prompt.setPlainText("x")
+    panel.width_box.setValue(32)
+    panel.height_box.setValue(32)
+    panel.generate()
+    qtbot.waitUntil(lambda: "Could not generate" in panel.run_status.text(), timeout=60000)
+    assert "ZeroDivisionError" in panel.run_status.text() and "Traceback" not in panel.run_status.text()
+    assert not panel.details_button.isHidden()
+    box = panel.show_error_details()
+    assert "Traceback" in box.detailedText()
+    box.close()

@@ -171,6 +171,7 @@ class ImagePanel(GenerationPanel):
         left.addWidget(self.progress)
         left.addWidget(self.hint)
         left.addWidget(self.run_status)
+        left.addWidget(self.details_button)
         left.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(controls)
@@ -462,7 +463,7 @@ class ImagePanel(GenerationPanel):
         elif event.kind is EventKind.CANCELLED:
             self.run_status.setText("Cancelled; nothing was saved.")
         elif event.kind is EventKind.ERROR:
-            self.run_status.setText(f"Could not generate: {event.error}")
+            self.report_error(self.run_status, event)
         if not self._running:
             self.progress.idle() if not self._queued else self.progress.waiting("Waiting for the worker…")
         self._show_queue()

@@ -129,6 +129,7 @@ class MusicPanel(GenerationPanel):
         left_layout.addWidget(self.progress)
         left_layout.addWidget(self.hint)
         left_layout.addWidget(self.run_status)
+        left_layout.addWidget(self.details_button)
         left_layout.addStretch(1)
 
         self.now_playing = QLabel("Nothing loaded")
@@ -335,7 +336,7 @@ class MusicPanel(GenerationPanel):
         elif event.kind is EventKind.CANCELLED:
             self.run_status.setText("Cancelled; nothing was saved.")
         elif event.kind is EventKind.ERROR:
-            self.run_status.setText(f"Could not generate: {event.error}")
+            self.report_error(self.run_status, event)
         if not self._running:
             self.progress.idle() if not self._queued else self.progress.waiting("Waiting for the worker…")
 

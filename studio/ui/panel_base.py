@@ -6,10 +6,10 @@ import dataclasses
 import secrets
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
 from studio.core.errors import InvalidRequest
-from studio.core.events import JobEvent
+from studio.core.events import EventKind, JobEvent
 from studio.core.requests import MAX_SEED, request_from_dict
 
 
@@ -26,11 +26,20 @@ class GenerationPanel(QWidget):
         super().__init__(parent)
         self.services = services
         self._jobs: set[str] = set()
+        self._error_detail = ("", "")
+        # Errors read as a sentence; the traceback waits behind this button, for a bug report.
+        self.details_button = QPushButton("Details…")
+        self.details_button.setAccessibleName("error details")
+        self.details_button.setToolTip("What went wrong in full, to copy into a bug report")
+        self.details_button.clicked.connect(self.show_error_details)
+        self.details_button.setVisible(False)
 
     def on_worker_event(self, event: JobEvent) -> None:
         if event.job_id in self._jobs:
             if event.is_terminal:
                 self._jobs.discard(event.job_id)
+            if event.kind is EventKind.STARTED:
+                self.clear_error()
             self.handle_event(event)
 
     def handle_event(self, event: JobEvent) -> None:  # overridden
@@ -54,6 +63,23 @@ class GenerationPanel(QWidget):
 
     def show_status(self, text: str) -> None:  # overridden
         pass
+
+    def report_error(self, label, event: JobEvent) -> None:
+        """Show an error as its readable message, with the details (traceback) one click away."""
+        label.setText(f"Could not generate: {event.error}")
+        self._error_detail = (event.error, event.detail)
+        self.details_button.setVisible(bool(event.detail))
+
+    def clear_error(self) -> None:
+        self._error_detail = ("", "")
+        self.details_button.setVisible(False)
+
+    def show_error_details(self) -> QMessageBox:
+        message, detail = self._error_detail
+        box = QMessageBox(QMessageBox.Icon.Warning, "Could not generate", message, parent=self)
+        box.setDetailedText(detail)
+        box.open()
+        return box
 
     def model_defaults(self, model: str, suggested: dict | None = None) -> dict:
         """What ``model`` starts with: the user's saved defaults (model manager), else ``suggested``."""

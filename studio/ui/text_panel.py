@@ -150,6 +150,7 @@ class TextPanel(GenerationPanel):
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.hint)
         left_layout.addWidget(self.run_status)
+        left_layout.addWidget(self.details_button)
 
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
@@ -364,7 +365,7 @@ class TextPanel(GenerationPanel):
             self._flush_stream()
             if event.job_id == self._running_job:
                 self._finish_run()
-            self.run_status.setText(f"Could not generate: {event.error}")
+            self.report_error(self.run_status, event)
 
     def _reset_run_state(self) -> None:
         self._pending_text.clear()
