@@ -1,5 +1,10 @@
 """Settings dialog, shortcuts, window state, welcome, theme, notifications and accessible names."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from helpers import show_active
 from PySide6.QtCore import Qt
@@ -171,3 +176,34 @@ def test_errors_read_as_a_sentence_with_the_details_one_click_away(window, qtbot
     box = panel.show_error_details()
     assert "Traceback" in box.detailedText()
     box.close()
+
+
+def test_the_window_fits_a_laptop_screen_at_200_percent(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        from PySide6.QtWidgets import QApplication
+        from studio.core.paths import StudioPaths
+        from studio.runtime.services import open_services
+        from studio.ui.main_window import MainWindow
+        from studio.ui.theme import apply_theme, icon
+        app = QApplication([])
+        apply_theme(app, "dark")
+        services = open_services(StudioPaths.under({str(tmp_path)!r}))
+        window = MainWindow(services)
+        window.show()
+        app.processEvents()
+        hint = window.minimumSizeHint()
+        crisp = icon("studio").pixmap(32, 32)
+        print("ratio", window.devicePixelRatio(), "min", hint.width(), hint.height(), "icon", crisp.devicePixelRatio())
+        window.shutdown()
+        """
+    )
+    env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    words = done.stdout.split()
+    ratio, width, height, icon_ratio = float(words[1]), int(words[3]), int(words[4]), float(words[6])
+    assert ratio == 2.0 and icon_ratio == 2.0  # SVG icons drawn at the screen's density
+    assert width <= 1280 and height <= 720  # a 2560×1440 laptop panel at 200 % has 1280×720 to offer
