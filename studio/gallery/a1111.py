@@ -27,7 +27,8 @@ def format_parameters(prompt: str, negative: str, fields: list[tuple[str, Any]])
     return "\n".join(lines)
 
 
-_PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# Keys are bounded (A1111's are short) so a long line without a colon cannot make the scan quadratic.
+_PAIR = re.compile(r'\s*([\w ]{1,64}):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 
 
 def parse_parameters(text: str) -> dict[str, Any]:

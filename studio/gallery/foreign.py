@@ -36,7 +36,7 @@ def read_foreign_metadata(path: Path) -> dict[str, Any] | None:
         return _comfyui(text.get("prompt", ""), text.get("workflow", ""))
     if "invokeai_metadata" in text:
         data = _json(text["invokeai_metadata"])
-        if data is not None:
+        if isinstance(data, dict):  # any JSON may stand there (found by tests/test_hostile_input.py)
             settings = {
                 k: str(v) for k, v in data.items() if isinstance(v, (str, int, float)) and k != "positive_prompt"
             }
