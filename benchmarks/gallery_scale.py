@@ -15,7 +15,6 @@ the index and the grid, not the disk. The saves write real files.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -148,14 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    result = measure(args)
-    for key, value in result.items():
-        print(f"{key:<24} {value}", file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    from benchmarks.report import run_main
+
+    return run_main(build_parser, measure, argv)
 
 
 if __name__ == "__main__":

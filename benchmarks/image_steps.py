@@ -13,7 +13,6 @@ Without --model it builds an SD-1.5-shaped pipeline with its channels divided by
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -113,14 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    result = measure(args)
-    for key, value in result.items():
-        print(f"{key:<26} {value}", file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    from benchmarks.report import run_main
+
+    return run_main(build_parser, measure, argv)
 
 
 if __name__ == "__main__":

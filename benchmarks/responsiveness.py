@@ -216,12 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         models = {kind: Path(path) for kind, path in json.loads(args.stalls).items()}
         print(json.dumps(gui_stalls(models, Path(os.environ["STUDIO_DATA_DIR"]))))
         return 0
-    result = measure(args)
-    for key, value in result.items():
-        print(f"{key:<22} {value}", file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    from benchmarks.report import run_main
+
+    return run_main(build_parser, measure, argv)
 
 
 if __name__ == "__main__":
