@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quick = args.quick
     plan = [
-        ("text_throughput", ["--tokens", "64", "--rounds", "3"] if quick else []),
+        ("text_throughput", ["--rounds", "3"] if quick else []),
         ("image_steps", ["--size", "192", "--steps", "12", "--rounds", "3"] if quick else []),
         ("music_rate", ["--seconds", "2", "--rounds", "2"] if quick else []),
         ("responsiveness", ["--rounds", "2"] if quick else []),
