@@ -31,7 +31,6 @@ from studio.core.requests import ImageRequest
 from studio.ui.panel_base import GenerationPanel
 from studio.ui.widgets.controls import SeedField, button, double_spin, spin
 from studio.ui.widgets.image_view import ImageView, StartImageBox, dropped_image_path, qimage_from_array
-from studio.ui.widgets.job_progress import JobProgress
 from studio.ui.widgets.model_picker import ModelPicker
 
 # Aspect ratios offered as presets; each keeps about the model's native pixel count.
@@ -62,7 +61,6 @@ class ImagePanel(GenerationPanel):
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
-        self._queued: list[str] = []  # submitted, not yet ended, in order
         self._running = ""
         self._info_job = ""
         self._model_info: dict = {}
@@ -144,22 +142,7 @@ class ImagePanel(GenerationPanel):
         form.addRow("Start from", start_row)
         form.addRow("Strength", strength_row)
 
-        self.generate_button = button(
-            "Generate", "generate", "Generate (Ctrl+Enter); again to queue more", self.generate
-        )
-        self.generate_button.setDefault(True)
-        self.cancel_button = button("Cancel", "cancel", "Cancel the running image and the queue (Esc)", self.cancel)
-        self.progress = JobProgress("Step")
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
-        self.hint.setAccessibleName("hint")
-        self.run_status = QLabel()
-        self.run_status.setWordWrap(True)
-        self.run_status.setAccessibleName("status")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.generate_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
+        buttons = self.build_run_controls("image")
 
         controls = QWidget()
         left = QVBoxLayout(controls)
@@ -379,11 +362,6 @@ class ImagePanel(GenerationPanel):
 
     def show_status(self, text: str) -> None:
         self.run_status.setText(text)
-
-    def cancel(self) -> None:
-        """Cancel the running image and everything this tab queued."""
-        for job in list(self._queued):
-            self.services.worker.cancel(job)
 
     def vary(self) -> None:
         item = self._selected_item()

@@ -25,7 +25,6 @@ from studio.core.requests import MusicRequest
 from studio.ui.panel_base import GenerationPanel
 from studio.ui.widgets.audio_player import AudioPlayer
 from studio.ui.widgets.controls import SeedField, button, double_spin, spin
-from studio.ui.widgets.job_progress import JobProgress
 from studio.ui.widgets.model_picker import ModelPicker
 from studio.ui.widgets.waveform import WaveformView
 
@@ -37,7 +36,6 @@ class MusicPanel(GenerationPanel):
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
-        self._queued: list[str] = []
         self._running = ""
         self._info_job = ""
         self._model_info: dict = {}
@@ -104,22 +102,7 @@ class MusicPanel(GenerationPanel):
         melody_row.addWidget(self.clear_melody)
         form.addRow("Melody", melody_row)
 
-        self.generate_button = button(
-            "Generate", "generate", "Generate (Ctrl+Enter); press again to queue more", self.generate
-        )
-        self.generate_button.setDefault(True)
-        self.cancel_button = button("Cancel", "cancel", "Cancel the running piece and the queue (Esc)", self.cancel)
-        self.progress = JobProgress("Step")
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
-        self.hint.setAccessibleName("hint")
-        self.run_status = QLabel()
-        self.run_status.setWordWrap(True)
-        self.run_status.setAccessibleName("status")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.generate_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
+        buttons = self.build_run_controls("piece")
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(QLabel("Prompt"))
@@ -294,10 +277,6 @@ class MusicPanel(GenerationPanel):
             self.clear_continuation()
         melody = str(request.get("melody", ""))
         self._set_melody(melody if melody and Path(melody).is_file() else "")
-
-    def cancel(self) -> None:
-        for job in list(self._queued):
-            self.services.worker.cancel(job)
 
     def handle_event(self, event: JobEvent) -> None:
         if event.kind is EventKind.MODEL_INFO:

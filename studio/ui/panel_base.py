@@ -6,7 +6,7 @@ import dataclasses
 import secrets
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
@@ -63,6 +63,36 @@ class GenerationPanel(QWidget):
 
     def show_status(self, text: str) -> None:  # overridden
         pass
+
+    def build_run_controls(self, what: str):
+        """Generate / Cancel, the progress bar, the hint and the status line that queueing tabs share;
+        returns the row of buttons. ``what`` names one output ("image", "piece")."""
+        from studio.ui.widgets.controls import button
+        from studio.ui.widgets.job_progress import JobProgress
+
+        self._queued: list[str] = []  # submitted, not yet ended, in order
+        self.generate_button = button(
+            "Generate", "generate", "Generate (Ctrl+Enter); press again to queue more", self.generate
+        )
+        self.generate_button.setDefault(True)
+        self.cancel_button = button("Cancel", "cancel", f"Cancel the running {what} and the queue (Esc)", self.cancel)
+        self.progress = JobProgress("Step")
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setAccessibleName("hint")
+        self.run_status = QLabel()
+        self.run_status.setWordWrap(True)
+        self.run_status.setAccessibleName("status")
+        row = QHBoxLayout()
+        row.addWidget(self.generate_button)
+        row.addWidget(self.cancel_button)
+        row.addStretch(1)
+        return row
+
+    def cancel(self) -> None:
+        """Cancel the running job and everything this tab queued."""
+        for job in list(getattr(self, "_queued", [])):
+            self.services.worker.cancel(job)
 
     def report_error(self, label, event: JobEvent) -> None:
         """Show an error as its readable message, with the details (traceback) one click away."""
