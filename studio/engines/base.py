@@ -47,3 +47,6 @@ class Engine(Protocol):
 
     def unload(self, model: Any) -> None:
         """Free what ``load`` took (GPU memory above all)."""
+
+    # Optional: ``warm_up(self) -> None`` runs once at launch, on the worker, while the window
+    # idles — one-time library set-up that would otherwise stall the window in the first job.

@@ -102,6 +102,13 @@ class MusicEngine:
             "window_s": MAX_WINDOW_S if cls_name in MUSICGEN_CLASSES else None,
         }
 
+    def warm_up(self) -> None:
+        """EnCodec wraps its convolutions in weight norm while building on the meta device; the
+        first time torch does that it registers its meta kernels in Python, holding the
+        interpreter ~0.3–1 s — in the first music job that froze the window. Do it at launch."""
+        with torch.device("meta"):
+            torch.nn.utils.parametrizations.weight_norm(torch.nn.ConvTranspose1d(2, 2, 3))
+
     # -- loading ----------------------------------------------------------------------
 
     def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedMusicModel:
