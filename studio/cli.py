@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         child = sub(kinds, name, help_text)
         child.add_argument("prompt", metavar="PROMPT")
         child.add_argument(
-            "--model", required=True, metavar="M", help="a model folder, or an id from 'studio models list'"
+            "--model",
+            metavar="M",
+            help="a model folder, or an id from 'studio models list' (default: the first of this kind, "
+            "a model you added before the starter model that ships with Studio)",
         )
         child.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (random when left out)")
         return child
@@ -171,6 +174,13 @@ def run_command(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
+def default_model(specs: list[Any], kind: str) -> str:
+    """The model a job of ``kind`` uses when none is named: the user's own before a starter."""
+    runnable = [spec for spec in specs if spec.kind == kind and spec.runnable]
+    runnable.sort(key=lambda spec: "starter" in spec.id)
+    return str(runnable[0].path) if runnable else ""
+
+
 def _request_from_args(args: argparse.Namespace) -> Request:
     common = {"prompt": args.prompt, "model": args.model, "seed": args.seed}
     if args.kind == "text":
@@ -209,6 +219,12 @@ def _request_from_args(args: argparse.Namespace) -> Request:
 
 
 def _gen(args: argparse.Namespace, services: Any) -> int:
+    if not args.model:
+        from studio.runtime.services import make_catalog
+
+        args.model = default_model(make_catalog(services.settings).discover(), args.kind)
+        if not args.model:
+            raise StudioError(f"no {args.kind} model found: add one with 'studio models add FOLDER'")
     request = _request_from_args(args)
     events: queue.Queue[JobEvent] = queue.Queue()
     services.worker.subscribe(events.put)
@@ -438,6 +454,8 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"content credentials (C2PA): {report.credentials.state}{signer}")
         for problem in report.problems:
             print(f"problem: {problem}")
+        for note in report.notes:
+            print(f"note: {note}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -13,11 +13,13 @@ class GeneratedOutput:
     ``data`` is a ``str`` for text, an RGB uint8 array (H, W, 3) for an image, and a float32
     array (frames, channels) in [-1, 1] for audio, with ``sample_rate`` in ``info``.
     ``info`` also carries facts for the record (token counts, a "stopped" flag, …).
+    ``attachments`` are companion files saved beside the output, by suffix (a melody's ``.mid``).
     """
 
     kind: str
     data: Any
     info: dict[str, Any] = field(default_factory=dict)
+    attachments: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,14 @@ def export_items(items: Iterable, options: ExportOptions, credentials: ContentCr
             temp.unlink(missing_ok=True)
             raise
         written.append(target)
+        for companion in getattr(item, "attachments", []):  # a melody's MIDI file, named like its audio
+            if companion.is_file():
+                beside = target.with_suffix(companion.suffix)
+                try:
+                    shutil.copyfile(companion, beside)
+                except OSError as exc:
+                    raise StudioError(f"could not export into {folder}: {exc.strerror or exc}") from exc
+                written.append(beside)
     return written
 
 

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 INDEX_SCHEMA_VERSION = 3
 _TMP_PREFIX = ".partial-"
 TRASH = "trash"
+# Companion files an output may carry (``GeneratedOutput.attachments``), saved as ``<id><suffix>``.
+ATTACHMENT_MIME = {".mid": "audio/midi"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ class GalleryItem:
     @property
     def sidecar(self) -> Path:
         return self.path.with_name(self.id + ".json")
+
+    @property
+    def attachments(self) -> list[Path]:
+        """Companion files saved beside the output (a melody's MIDI file), from the record."""
+        listed = self.record.output.get("attachments")
+        if not isinstance(listed, list):
+            return []
+        names = [str(a.get("file", "")) for a in listed if isinstance(a, dict)]
+        return [self.path.with_name(n) for n in names if n and Path(n).name == n and n.startswith(self.id)]
 
     def to_dict(self) -> dict[str, Any]:
         """The summary the CLI prints with ``--json``."""
@@ -115,6 +126,18 @@ class GalleryStore:
                 log.warning("content credentials could not be added to %s: %s", final.name, exc.__cause__)
                 credentials = f"none (signing failed: {str(exc.__cause__)[:200]})"
                 _atomic_write(final, encoded.write)
+            attachments = []
+            for suffix, data in output.attachments.items():
+                companion = final.with_suffix(suffix)
+                _atomic_write(companion, lambda p, data=data: p.write_bytes(data))
+                attachments.append(
+                    {
+                        "file": companion.name,
+                        "mime": ATTACHMENT_MIME.get(suffix, "application/octet-stream"),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "bytes": len(data),
+                    }
+                )
             digest, size = _sha256_of(final)
             full = ProvenanceRecord.from_dict(
                 {
@@ -127,6 +150,7 @@ class GalleryStore:
                         "bytes": size,
                         "content_credentials": credentials,
                         **encoded.facts,
+                        **({"attachments": attachments} if attachments else {}),
                     },
                 }
             )
@@ -281,6 +305,8 @@ class GalleryStore:
         """Delete the trash for good; returns how many items went."""
         gone = self.trash()
         for item in gone:
+            for companion in item.attachments:
+                companion.unlink(missing_ok=True)
             item.path.unlink(missing_ok=True)
             item.sidecar.unlink(missing_ok=True)
         with self._transaction() as db:
@@ -391,7 +417,9 @@ class GalleryStore:
                 if path.name.startswith(_TMP_PREFIX):
                     path.unlink(missing_ok=True)  # a save that never finished
                 continue
-            if path.suffix == ".json" or path.parent == self.root or path.name.startswith("index.sqlite3"):
+            if path.suffix in (".json", *ATTACHMENT_MIME) or path.parent == self.root:
+                continue  # sidecars and companion files belong to the item they sit beside
+            if path.name.startswith("index.sqlite3"):
                 continue
             item = self._recover(path)
             if item is not None:
@@ -545,6 +573,9 @@ def _write_sidecar(item: GalleryItem) -> None:
 def _move_item(item: GalleryItem, target: Path) -> None:
     """Move the file and its sidecar; the file last in, first out, so a crash leaves it findable."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    for companion in item.attachments:
+        if companion.exists():
+            os.replace(companion, target.with_name(companion.name))
     if item.sidecar.exists():
         os.replace(item.sidecar, target.with_name(item.id + ".json"))
     os.replace(item.path, target)

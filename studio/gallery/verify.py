@@ -25,6 +25,7 @@ class VerifyReport:
     expected_sha256: str = ""
     actual_sha256: str = ""
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth saying, not a sign of tampering
     credentials: CredentialReport | None = None
     foreign: dict[str, Any] | None = None  # what another tool's file states (A1111, ComfyUI, InvokeAI)
 
@@ -55,6 +56,7 @@ class VerifyReport:
             "foreign": self.foreign,
             "tampered": self.tampered,
             "problems": list(self.problems),
+            "notes": list(self.notes),
             "ok": self.ok,
         }
 
@@ -109,4 +111,20 @@ def verify_file(path: Path, credentials: ContentCredentials | None = None) -> Ve
     report.expected_sha256 = expected if isinstance(expected, str) else ""
     if report.hash_mismatch:
         report.problems.append("the file's content differs from what its record states: it was changed after saving")
+    _check_attachments(path, report)
     return report
+
+
+def _check_attachments(path: Path, report: VerifyReport) -> None:
+    """Companion files (a melody's MIDI) beside the file must match the hashes the record lists."""
+    listed = report.record.output.get("attachments") if report.record else None
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            continue
+        name = Path(entry["file"]).name
+        companion = path.with_name(name)
+        if not companion.is_file():
+            report.notes.append(f"{name} (listed in the record) is not beside the file")
+            continue
+        if hashlib.sha256(companion.read_bytes()).hexdigest() != entry.get("sha256"):
+            report.problems.append(f"{name} differs from what the record states: it was changed after saving")

@@ -94,7 +94,9 @@ class GalleryModel(QAbstractListModel):
         items = [self.item_at(index.row()) for index in indexes if index.isValid()]
         items = [item for item in items if item is not None and item.path.is_file()]
         mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(item.path)) for item in items])
+        # A melody's MIDI file goes along with its audio: drop both into a DAW.
+        files = [path for item in items for path in (item.path, *item.attachments) if path.is_file()]
+        mime.setUrls([QUrl.fromLocalFile(str(path)) for path in files])
         if len(items) == 1 and items[0].kind == "image":
             from PySide6.QtGui import QImage
 
