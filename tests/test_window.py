@@ -39,9 +39,14 @@ def test_window_shows_without_importing_torch(tmp_path):
         f"""
         import sys
         from PySide6.QtWidgets import QApplication
+        from pathlib import Path
         from studio.core.paths import StudioPaths
+        import studio.runtime.services
         from studio.runtime.services import open_services
         from studio.ui.main_window import MainWindow
+        # No bundled models: describing one is the worker's job and imports torch on its thread,
+        # which would hide whether the GUI imported it.
+        studio.runtime.services.resources_dir = lambda: Path({str(tmp_path)!r}) / "no-resources"
         app = QApplication([])
         services = open_services(StudioPaths.under({str(tmp_path)!r}))
         window = MainWindow(services)

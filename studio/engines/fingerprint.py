@@ -45,6 +45,8 @@ class WeightFingerprints:
         if folder.is_file():  # a single-file checkpoint
             return self.of_file(folder)
         files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+        if not files and (folder / "studio_model.json").is_file():
+            files = [folder / "studio_model.json"]  # a Studio format with no weights: its manifest is the model
         if not files:
             return ""
         digests = [(f.relative_to(folder).as_posix(), self.of_file(f)) for f in files]

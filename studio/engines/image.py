@@ -24,6 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from studio.core.errors import InvalidRequest, JobCancelled, ModelError
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
+from studio.engines import patterns
 from studio.engines.base import RunContext
 from studio.engines.devices import DeviceChoice, free_memory_bytes, library_versions
 from studio.engines.fingerprint import file_sha256
@@ -84,6 +85,9 @@ class ImageEngine:
 
     def check(self, spec: ModelSpec, request: ImageRequest) -> None:
         """Refuse what cannot work before any weights load: sizes and the starting image."""
+        if spec.details.get("class") == patterns.FORMAT:
+            patterns.check(request)
+            return
         check_image_size(spec, request.width, request.height)
         if request.init_image:
             _read_init_image(request.init_image, request.width, request.height)
@@ -92,6 +96,8 @@ class ImageEngine:
         """What the panel offers for this model, read from its config files (no weights)."""
         import diffusers
 
+        if spec.details.get("class") == patterns.FORMAT:
+            return patterns.describe()
         info: dict[str, Any] = {"native_size": spec.details.get("native_size", 512)}
         info["size_range"] = list(image_size_range(spec))
         folder = Path(spec.details.get("config") or spec.path)  # a single file reads its family's folder
@@ -108,7 +114,9 @@ class ImageEngine:
 
     # -- loading ----------------------------------------------------------------------
 
-    def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedPipeline:
+    def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedPipeline | patterns.LoadedPatternModel:
+        if spec.details.get("class") == patterns.FORMAT:
+            return patterns.load(spec, device)
         if spec.kind != "image" or not spec.runnable:
             raise ModelError(f"cannot load {spec.name} as an image model: {spec.reason or spec.kind}")
         try:
@@ -171,7 +179,9 @@ class ImageEngine:
             loaded.compiled = True
             loaded.notes.append("the first image after loading is slow while torch.compile builds kernels")
 
-    def unload(self, loaded: LoadedPipeline) -> None:
+    def unload(self, loaded: LoadedPipeline | patterns.LoadedPatternModel) -> None:
+        if isinstance(loaded, patterns.LoadedPatternModel):
+            return  # nothing held: the network is drawn anew for each image
         if loaded.offloaded:
             loaded.pipe.remove_all_hooks()
         loaded.pipe.to("cpu")
@@ -179,7 +189,11 @@ class ImageEngine:
 
     # -- generating ----------------------------------------------------------------------
 
-    def generate(self, loaded: LoadedPipeline, request: ImageRequest, ctx: RunContext) -> EngineResult:
+    def generate(
+        self, loaded: LoadedPipeline | patterns.LoadedPatternModel, request: ImageRequest, ctx: RunContext
+    ) -> EngineResult:
+        if isinstance(loaded, patterns.LoadedPatternModel):
+            return patterns.generate(loaded, request, ctx, library_versions())
         pipe = self._pipeline_for(loaded, request)
         pipe.scheduler = self._scheduler(loaded, request.scheduler)
         self._configure_vae(loaded, pipe, request)

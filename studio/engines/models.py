@@ -82,6 +82,9 @@ def inspect_folder(
         return refused(f"{path} is not a folder")
     facts.update(size_bytes=_size_on_disk(path), licence=model_card_licence(path))
     index_file, config_file = path / "model_index.json", path / "config.json"
+    manifest_file = path / STUDIO_MANIFEST
+    if manifest_file.is_file():
+        return _inspect_studio_format(path, manifest_file, ident, name, source, facts)
     if index_file.is_file():
         data = _read_json(index_file)
         if data is None:
@@ -142,6 +145,47 @@ def inspect_folder(
     contents = sorted(p.name for p in path.iterdir())[:5] if path.is_dir() else []
     found = ", ".join(contents) if contents else "nothing"
     return refused(f"no model_index.json or config.json here (found: {found})")
+
+
+# Studio's own formats, for models the libraries do not cover (the starter models): a
+# ``studio_model.json`` manifest names the format, and the engine of that kind knows it.
+STUDIO_MANIFEST = "studio_model.json"
+STUDIO_FORMATS = {
+    "studio-melody": "music",  # a LlamaForCausalLM over melody tokens + melody_vocab.json
+    "studio-patterns": "image",  # a compositional pattern-producing network; no weights, no data
+}
+
+
+def _inspect_studio_format(
+    path: Path, manifest_file: Path, ident: str, name: str, source: str, facts: dict[str, Any]
+) -> ModelSpec:
+    data = _read_json(manifest_file)
+    fmt = str((data or {}).get("format", ""))
+    kind = STUDIO_FORMATS.get(fmt, "")
+    facts["class"] = fmt
+    if data is None or not kind:
+        reason = f"{STUDIO_MANIFEST} names the format {fmt!r}, which this Studio does not know"
+        return ModelSpec(
+            ident,
+            name,
+            kind,
+            fmt,
+            path,
+            source,
+            False,
+            reason if data else f"{STUDIO_MANIFEST} is not valid JSON",
+            details=facts,
+        )
+    if fmt == "studio-melody":
+        problem = _weights_problem(path, recursive=False, allow_pickle=False)
+        if problem:
+            return ModelSpec(ident, name, kind, fmt, path, source, False, problem, details=facts)
+        vocabulary = path / str(data.get("vocabulary", "melody_vocab.json"))
+        if not vocabulary.is_file():
+            reason = f"missing files: the melody vocabulary {vocabulary.name}"
+            return ModelSpec(ident, name, kind, fmt, path, source, False, reason, details=facts)
+        facts["dtype"] = _weights_dtype(path, recursive=False)
+    return ModelSpec(ident, name, kind, fmt, path, source, True, details=facts)
 
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
@@ -277,7 +321,7 @@ def library_problem(spec: ModelSpec) -> str:
     Imports those libraries (and torch): call it on the worker thread or from the command line.
     """
     cls = str(spec.details.get("class", ""))
-    if not spec.runnable or not cls:
+    if not spec.runnable or not cls or cls in STUDIO_FORMATS:
         return ""
     library = "diffusers" if (spec.path / "model_index.json").is_file() else "transformers"
     module = importlib.import_module(library)
@@ -352,7 +396,7 @@ def _slug(name: str) -> str:
 
 
 def _is_model_folder(path: Path) -> bool:
-    return (path / "model_index.json").is_file() or (path / "config.json").is_file()
+    return any((path / name).is_file() for name in ("model_index.json", "config.json", STUDIO_MANIFEST))
 
 
 class ModelCatalog:

@@ -26,6 +26,7 @@ import torch
 from studio.core.errors import InvalidRequest, JobCancelled, ModelError
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import MusicRequest
+from studio.engines import melody, synth
 from studio.engines.base import RunContext
 from studio.engines.devices import DeviceChoice, library_versions
 from studio.engines.fingerprint import file_sha256
@@ -96,6 +97,8 @@ class MusicEngine:
     def describe(self, spec: ModelSpec) -> dict[str, Any]:
         """What the panel offers for this model, from its class name (no weights)."""
         cls_name = str(spec.details.get("class", ""))
+        if cls_name == melody.FORMAT:
+            return {"melody": False, "continuation": False, "window_s": None, "symbolic": True, "hint": melody.HINT}
         return {
             "melody": cls_name == "MusicgenMelodyForConditionalGeneration",
             "continuation": cls_name in MUSICGEN_CLASSES,
@@ -116,6 +119,8 @@ class MusicEngine:
             raise ModelError(f"cannot load {spec.name} as a music model: {spec.reason or spec.kind}")
         cls_name = str(spec.details.get("class", ""))
         try:
+            if cls_name == melody.FORMAT:
+                return melody.load(spec, device)
             if cls_name in MUSICGEN_CLASSES:
                 return self._load_musicgen(spec, device, cls_name)
             return self._load_pipeline(spec, device)
@@ -151,12 +156,19 @@ class MusicEngine:
         pipe.to(device.device)
         return LoadedMusicModel(spec, device, None, pipe=pipe)
 
-    def unload(self, loaded: LoadedMusicModel) -> None:
+    def unload(self, loaded: LoadedMusicModel | melody.LoadedMelodyModel) -> None:
+        if isinstance(loaded, melody.LoadedMelodyModel):
+            loaded.model.to("cpu")
+            return
         (loaded.pipe if loaded.pipe is not None else loaded.model).to("cpu")
 
     # -- generating ----------------------------------------------------------------------
 
-    def generate(self, loaded: LoadedMusicModel, request: MusicRequest, ctx: RunContext) -> EngineResult:
+    def generate(
+        self, loaded: LoadedMusicModel | melody.LoadedMelodyModel, request: MusicRequest, ctx: RunContext
+    ) -> EngineResult:
+        if isinstance(loaded, melody.LoadedMelodyModel):
+            return self._generate_melody(loaded, request, ctx)
         seed = request.seed if request.seed is not None else 0
         if loaded.pipe is not None:
             audio = self._generate_pipeline(loaded, request, ctx, seed)
@@ -182,6 +194,20 @@ class MusicEngine:
         if loaded.notes:
             runtime["notes"] = list(loaded.notes)
         return EngineResult([GeneratedOutput("music", audio, info)], loaded.spec.provenance(), runtime)
+
+    def _generate_melody(
+        self, loaded: melody.LoadedMelodyModel, request: MusicRequest, ctx: RunContext
+    ) -> EngineResult:
+        audio, midi, facts = melody.generate(loaded, request, ctx)
+        info = {
+            "sample_rate": synth.SAMPLE_RATE,
+            "channels": 1,
+            "duration_s": round(audio.shape[0] / synth.SAMPLE_RATE, 4),
+            "tune": facts,
+        }
+        runtime = {**loaded.device.to_dict(), "model_class": melody.FORMAT, "versions": library_versions()}
+        output = GeneratedOutput("music", audio, info, attachments={".mid": midi})
+        return EngineResult([output], loaded.spec.provenance(), runtime)
 
     def _generate_musicgen(self, loaded: LoadedMusicModel, request: MusicRequest, ctx: RunContext, seed: int) -> Any:
         rate, window = loaded.sample_rate, loaded.window_s

@@ -256,6 +256,10 @@ class ImagePanel(GenerationPanel):
             widget.setEnabled(start_ok)
         if not start_ok and self._start_image:
             self.clear_start_image()
+        procedural = bool(info.get("procedural"))  # the pattern painter: no steps, guidance or scheduler
+        for widget in (self.steps, self.guidance, self.scheduler):
+            widget.setEnabled(not procedural)
+        self._update_hint()
 
     def _set_size(self, width: int, height: int) -> None:
         for box, value in ((self.width_box, width), (self.height_box, height)):
@@ -484,9 +488,11 @@ class ImagePanel(GenerationPanel):
         if not self.model_picker.current_model():
             self.hint.setText("No image model found: add a diffusers model folder with 'studio models add FOLDER'.")
         elif not self.prompt.toPlainText().strip():
-            self.hint.setText("Describe the image to generate it.")
+            self.hint.setText(
+                " ".join(["Describe the image to generate it.", self._model_info.get("hint", "")]).strip()
+            )
         else:
-            self.hint.setText("")
+            self.hint.setText(self._model_info.get("hint", ""))
 
     def _update_buttons(self) -> None:
         has_prompt = bool(self.prompt.toPlainText().strip())

@@ -179,6 +179,7 @@ class MusicPanel(GenerationPanel):
                 self.duration.setValue(float(defaults["duration"]))
             if "guidance" in defaults:
                 self.guidance.setValue(float(defaults["guidance"]))
+        self.guidance.setEnabled(not info.get("symbolic"))  # a melody model samples notes: no guidance
         melody = bool(info.get("melody"))
         for widget in (self.melody_button, self.melody_label):
             widget.setEnabled(melody)
@@ -360,6 +361,8 @@ class MusicPanel(GenerationPanel):
         elif waiting > 0:
             self.hint.setText(f"{waiting} more queued in this tab")
         elif not has_prompt:
-            self.hint.setText("Describe the music to generate it.")
+            self.hint.setText(
+                " ".join(["Describe the music to generate it.", self._model_info.get("hint", "")]).strip()
+            )
         else:
-            self.hint.setText("")
+            self.hint.setText(self._model_info.get("hint", ""))

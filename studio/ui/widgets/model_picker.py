@@ -23,7 +23,10 @@ class ModelPicker(QComboBox):
         """Fill with ``specs`` of this kind; select ``preferred`` (a path or id) when present."""
         self.blockSignals(True)
         self.clear()
-        for spec in specs:
+        # The starter models that ship with Studio come last: the first model — the default when
+        # nothing was used before — is one the user added, whenever there is one.
+        ordered = sorted(specs, key=lambda spec: "starter" in spec.id)
+        for spec in ordered:
             if spec.kind != self.kind or not spec.runnable:
                 continue
             self.addItem(spec.name, str(spec.path))
