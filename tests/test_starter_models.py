@@ -153,8 +153,19 @@ def test_a_melody_is_saved_with_its_midi_file_which_travels_with_the_item(servic
     assert not verify_file(item.path).ok
     from studio.gallery.export import ExportOptions, export_items
 
+    midi_path.write_bytes(bytes(changed[:-10]) + bytes([changed[-10] ^ 0x01]) + bytes(changed[-9:]))  # undo
     written = export_items([item], ExportOptions(folder=tmp_path / "out"))
     assert sorted(p.suffix for p in written) == [".flac", ".mid"]
+    # Into another gallery: the MIDI file comes along, checked against the record's hash.
+    from studio.gallery.store import GalleryStore
+
+    other = GalleryStore(tmp_path / "other-gallery")
+    try:
+        imported = other.import_file(next(p for p in written if p.suffix == ".flac"))
+        assert [p.suffix for p in imported.attachments] == [".mid"] and imported.attachments[0].is_file()
+        assert verify_file(imported.path).ok
+    finally:
+        other.close()
 
 
 def _note_on_ticks(track):

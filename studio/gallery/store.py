@@ -112,6 +112,19 @@ class GalleryStore:
     def save(self, output: GeneratedOutput, record: ProvenanceRecord) -> GalleryItem:
         """Write one output with its metadata and sidecar, and index it."""
         folder = self.root / record.created_at[:10]
+        # Companion files are listed (with their hashes) before the output is encoded, so the
+        # record embedded in the file names them too: an exported copy can bring its MIDI along.
+        attachments = [
+            {
+                "file": f"{record.id}{suffix}",
+                "mime": ATTACHMENT_MIME.get(suffix, "application/octet-stream"),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+            }
+            for suffix, data in output.attachments.items()
+        ]
+        if attachments:
+            record = dataclasses.replace(record, output={**record.output, "attachments": attachments})
         encoded = encode(output, record, embed_prompt=self._embed_prompts())
         final = folder / f"{record.id}{encoded.suffix}"
         credentials = "none"
@@ -126,18 +139,8 @@ class GalleryStore:
                 log.warning("content credentials could not be added to %s: %s", final.name, exc.__cause__)
                 credentials = f"none (signing failed: {str(exc.__cause__)[:200]})"
                 _atomic_write(final, encoded.write)
-            attachments = []
             for suffix, data in output.attachments.items():
-                companion = final.with_suffix(suffix)
-                _atomic_write(companion, lambda p, data=data: p.write_bytes(data))
-                attachments.append(
-                    {
-                        "file": companion.name,
-                        "mime": ATTACHMENT_MIME.get(suffix, "application/octet-stream"),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "bytes": len(data),
-                    }
-                )
+                _atomic_write(final.with_suffix(suffix), lambda p, data=data: p.write_bytes(data))
             digest, size = _sha256_of(final)
             full = ProvenanceRecord.from_dict(
                 {
@@ -207,6 +210,11 @@ class GalleryStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(final, lambda p: shutil.copyfile(source, p))
             output = {**record.output, "file": final.name, "mime": MIME_TYPES[suffix], "sha256": digest, "bytes": size}
+            companions = _import_companions(source, final, record.output.get("attachments"))
+            if companions:
+                output["attachments"] = companions
+            else:
+                output.pop("attachments", None)
             record = ProvenanceRecord.from_dict({**record.to_dict(), "output": {**output, **_facts(final, kind)}})
             item = GalleryItem(record.id, record.kind, final, record)
             _write_sidecar(item)
@@ -568,6 +576,25 @@ def _write_sidecar(item: GalleryItem) -> None:
         data["annotations"] = {"favourite": item.favourite, "tags": list(item.tags)}
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
     _atomic_write(item.sidecar, lambda p: p.write_text(text, "utf-8"))
+
+
+def _import_companions(source: Path, final: Path, listed: Any) -> list[dict[str, Any]]:
+    """Copy the companion files a record lists (a melody's MIDI) when they sit beside the imported
+    file — named like it, as export writes them — and still match their hashes."""
+    copied = []
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            continue
+        suffix = Path(entry["file"]).suffix.lower()
+        companion = source.with_suffix(suffix)
+        if suffix not in ATTACHMENT_MIME or not companion.is_file():
+            continue
+        if _sha256_of(companion)[0] != entry.get("sha256"):
+            continue
+        target = final.with_suffix(suffix)
+        _atomic_write(target, lambda p, companion=companion: shutil.copyfile(companion, p))
+        copied.append({**entry, "file": target.name})
+    return copied
 
 
 def _move_item(item: GalleryItem, target: Path) -> None:
