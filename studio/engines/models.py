@@ -81,6 +81,9 @@ def inspect_folder(
     if not path.is_dir():
         return refused(f"{path} is not a folder")
     facts.update(size_bytes=_size_on_disk(path), licence=model_card_licence(path))
+    hint = model_card_field(path, "studio_hint")  # what the tabs say about this model (starter cards have one)
+    if hint:
+        facts["hint"] = hint
     index_file, config_file = path / "model_index.json", path / "config.json"
     manifest_file = path / STUDIO_MANIFEST
     if manifest_file.is_file():
@@ -349,6 +352,11 @@ def suggested_defaults(spec: ModelSpec) -> dict[str, float]:
 
 def model_card_licence(path: Path) -> str:
     """The ``license:`` of a model card's front matter (README.md), or ""."""
+    return model_card_field(path, "license")
+
+
+def model_card_field(path: Path, name: str) -> str:
+    """One ``name: value`` line of a model card's YAML front matter (README.md), or ""."""
     card = Path(path) / "README.md"
     try:
         with card.open(encoding="utf-8") as handle:
@@ -358,7 +366,7 @@ def model_card_licence(path: Path) -> str:
                 line = handle.readline(4096)
                 if not line or line.strip() == "---":
                     return ""
-                if line.lower().startswith("license:"):
+                if line.lower().startswith(f"{name}:"):
                     return line.split(":", 1)[1].strip().strip("\"'")
     except (OSError, UnicodeDecodeError):
         return ""

@@ -191,7 +191,7 @@ python -m studio.starter.train music      # writes this folder
 ```
 
 Seed {plan.seed}, {report.steps} steps of {plan.batch_size} × {plan.seq_len} tokens, AdamW
-(lr {plan.learning_rate}, warm-up {plan.warmup_steps}, cosine to 10 %), {plan.threads} threads —
+(lr {plan.learning_rate}, warm-up {plan.warmup_steps}, cosine to 10 %) —
 {report.minutes} minutes on {machine}. The same seed, data and thread count give the same curve.
 
 | step | minutes | train loss | validation loss |

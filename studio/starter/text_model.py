@@ -220,6 +220,7 @@ license: apache-2.0
 library_name: transformers
 pipeline_tag: text-generation
 tags: [studio-starter, base-model, pastiche]
+studio_hint: "This starter model continues what you write in the voice of the King James Bible; it does not chat or follow instructions. Start a passage ('And the river') and it carries on. Add a chat model in Models ▸ Model manager for anything else."
 ---
 
 # Studio starter text

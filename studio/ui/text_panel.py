@@ -432,6 +432,6 @@ class TextPanel(GenerationPanel):
         if not has_model:
             self.hint.setText("No text model found: add a model folder with 'studio models add FOLDER'.")
         elif not has_prompt:
-            self.hint.setText("Write a prompt to generate.")
+            self.hint.setText(" ".join(["Write a prompt to generate.", self.model_picker.current_hint()]).strip())
         else:
-            self.hint.setText("")
+            self.hint.setText(self.model_picker.current_hint())

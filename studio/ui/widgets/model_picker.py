@@ -6,6 +6,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
 
+HINT_ROLE = 257  # Qt.UserRole + 1
+
+
 class ModelPicker(QComboBox):
     """Lists runnable models of one kind; the item data is the model's folder path."""
 
@@ -31,6 +34,7 @@ class ModelPicker(QComboBox):
                 continue
             self.addItem(spec.name, str(spec.path))
             self.setItemData(self.count() - 1, f"{spec.family} · {spec.path}", 3)  # Qt.ToolTipRole
+            self.setItemData(self.count() - 1, str(spec.details.get("hint", "")), HINT_ROLE)
         if self.count() == 0:
             self.addItem(f"No {self.kind} models found", "")
             self.setEnabled(False)
@@ -45,6 +49,10 @@ class ModelPicker(QComboBox):
 
     def current_model(self) -> str:
         return str(self.currentData() or "")
+
+    def current_hint(self) -> str:
+        """What the model's card says the tabs should tell about it (``studio_hint``), or ""."""
+        return str(self.currentData(HINT_ROLE) or "")
 
     def _emit_changed(self, *_args: object) -> None:
         self.model_changed.emit(self.current_model())
