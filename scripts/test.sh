@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen
 echo "== ruff" >&2
-.venv/bin/ruff check studio tests benchmarks scripts main.py
-.venv/bin/ruff format --check studio tests benchmarks scripts main.py
+.venv/bin/ruff check studio tests benchmarks scripts installer main.py
+.venv/bin/ruff format --check studio tests benchmarks scripts installer main.py
 echo "== import-linter" >&2
 .venv/bin/lint-imports
 echo "== pytest" >&2

@@ -14,8 +14,14 @@ class DownloadFailed(Exception):
     """The download process said why it failed (network, missing repo, checksum, disk)."""
 
 
+DOWNLOAD_CHILD_ARG = "--download-child"  # how the installed (frozen) app starts its download child
+
+
 def download_command(repo_id: str, revision: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "studio.runtime.download", repo_id]
+    if getattr(sys, "frozen", False):  # the PyInstaller build: sys.executable is Studio itself
+        command = [sys.executable, DOWNLOAD_CHILD_ARG, repo_id]
+    else:
+        command = [sys.executable, "-m", "studio.runtime.download", repo_id]
     return [*command, "--revision", revision] if revision else command
 
 
