@@ -23,4 +23,12 @@ for item in "$text" "$image" "$music"; do
   run verify "$file" >/dev/null
 done
 .venv/bin/python installer/check_smoke.py "$text" "$image" "$music"
+# The window (offscreen): it must come up, import its engines and log no traceback.
+set +e
+"${offline[@]}" timeout 30 "$app" --debug >"$data/gui.out" 2>&1
+set -e
+log="$(find "$data" -name studio.log | head -1)"
+grep -q "engines imported" "$log" || { echo "the window did not start:" >&2; tail -20 "$data/gui.out" >&2; exit 1; }
+if grep -q Traceback "$log" "$data/gui.out"; then echo "the window logged an error:" >&2; grep -A5 Traceback "$log" >&2; exit 1; fi
+echo "window   started and imported its engines"
 echo "smoke test passed in $(.venv/bin/python -c "import time; print(round(time.time() - $started, 1))") s (network: ${offline[*]:-allowed})"

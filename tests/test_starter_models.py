@@ -261,3 +261,29 @@ def test_the_abc_reader_turns_a_tune_into_tokens():
     assert tune["tokens"][:5] == ["<bos>", "M:6/8", "K:major", "R:jig", "Q:none"]
     # D major moved to C: the pick-up A4 (MIDI 69) becomes G4 (67), d (D5, 74) becomes C5 (72)
     assert tune["tokens"][5:9] == ["P:67", "D:1/2", "<bar>", "P:72"] and tune["tokens"][-1] == "<eos>"
+
+
+def test_fluidsynth_plays_the_tune_when_it_and_a_soundfont_are_installed():
+    import shutil
+    from types import SimpleNamespace
+
+    from studio.engines import melody, synth
+    from studio.engines.devices import choose_device
+
+    if shutil.which("fluidsynth") is None or synth.soundfont() is None:
+        pytest.skip(
+            "FluidSynth or a General MIDI soundfont is not installed (apt install fluidsynth fluid-soundfont-gm)"
+        )
+
+    class Quiet:
+        cancelled = False
+
+        def progress(self, *_):
+            pass
+
+    spec = SimpleNamespace(path=resources_dir() / "models" / STARTERS["music"], name="starter")
+    loaded = melody.load(spec, choose_device("cpu"))
+    request = MusicRequest(prompt="a hornpipe on the piano", model="starter", duration=4, seed=2)
+    audio, midi, facts = melody.generate(loaded, request, Quiet())
+    assert facts["renderer"] == "fluidsynth" and midi.startswith(b"MThd")
+    assert len(audio) >= 4 * synth.SAMPLE_RATE and 0.5 < float(np.abs(audio).max()) <= 1.0

@@ -118,7 +118,7 @@ def read_prompt(prompt: str) -> TunePlan:
     tempo = _first("tempo", text) or ("slow" if tune_type == "air" else "none")
     instrument = _first("instrument", text) or "harp"
     accompaniment = not re.search(r"\b(solo|alone|unaccompanied|bare)\b", text)
-    qpm = TYPE_TEMPO[tune_type] * TEMPO_FACTOR[tempo]
+    qpm = max(60.0, TYPE_TEMPO[tune_type] * TEMPO_FACTOR[tempo])  # a slow air is slow already
     return TunePlan(tune_type, meter, mode, tempo, instrument, tonic, accompaniment, qpm)
 
 
