@@ -263,8 +263,8 @@ Seed {plan.seed}, {report.steps} steps of {plan.batch_size} × {plan.seq_len} to
 |---|---|---|---|
 {curve}
 
-Validation loss was lowest at step {best['step']} ({best['validation_loss']:.3f}); the shipped
-weights are the last step's ({report.validation_loss:.3f}): past ~{best['step']} steps this model starts to
+Validation loss was lowest at step {best["step"]} ({best["validation_loss"]:.3f}); the shipped
+weights are the last step's ({report.validation_loss:.3f}): past ~{best["step"]} steps this model starts to
 learn its one book by heart rather than its style, so a re-train should stop there. The minutes
 are wall-clock time on a machine doing other work as well (about 1.25 s a step when idle).
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
-
 HINT_ROLE = 257  # Qt.UserRole + 1
 
 
