@@ -1,9 +1,9 @@
-"""Render each tab offscreen with the tiny test models and save the pictures the README shows.
+"""Render each tab offscreen with the starter models and save the pictures the README shows.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
-Re-run it when the UI changes. The models are the test suite's tiny ones (random weights), so the
-pictures show the app, not what a real model makes.
+Re-run it when the UI changes. The models are the starters that ship in resources/models, so the
+pictures show what a fresh install makes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args(argv)
-    import tiny_models
     from PySide6.QtWidgets import QApplication
 
     from studio.core.paths import StudioPaths
@@ -43,33 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     apply_theme(app, "dark")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        models = root / "models"
-        paths = {
-            "text": tiny_models.build_tiny_causal_lm(models / "tiny-chat-lm"),
-            "image": tiny_models.build_tiny_sd_pipeline(models / "tiny-sd"),
-            "music": tiny_models.build_tiny_musicgen(models / "tiny-musicgen"),
-        }
         services = open_services(StudioPaths.under(root / "data"))
-        services.settings.set("model_folders", [str(models)])
         window = MainWindow(services)
         window.resize(1280, 800)
         window.show()
         prompts = {
-            "text": "Write a short poem about a lighthouse keeper.",
-            "image": "a lighthouse on a cliff at dusk, oil painting",
-            "music": "slow piano with soft strings, calm",
+            "text": "And the river",
+            "image": "sunset waves over the sea",
+            "music": "a lively jig on the fiddle in D",
         }
         for kind, panel in window.panels.items():
             window.tabs.setCurrentWidget(panel)
-            panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(paths[kind])))
-            panel.set_prompt(prompts[kind])
+            panel.set_prompt(prompts[kind])  # each tab starts on its starter model
             if kind == "image":
-                _wait(app, lambda p=panel: p.scheduler.count() > 1)
-                panel.width_box.setValue(128)
-                panel.height_box.setValue(128)
-                panel.steps.setValue(8)
+                _wait(app, lambda p=panel: bool(p._model_info))
+                panel.width_box.setValue(768)
+                panel.height_box.setValue(512)
             if kind == "music":
-                panel.duration.setValue(3.0)
+                panel.duration.setValue(12.0)
             saved = []
             panel.items_saved.connect(saved.extend)
             panel.generate()

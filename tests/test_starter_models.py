@@ -287,3 +287,23 @@ def test_fluidsynth_plays_the_tune_when_it_and_a_soundfont_are_installed():
     audio, midi, facts = melody.generate(loaded, request, Quiet())
     assert facts["renderer"] == "fluidsynth" and midi.startswith(b"MThd")
     assert len(audio) >= 4 * synth.SAMPLE_RATE and 0.5 < float(np.abs(audio).max()) <= 1.0
+
+
+def test_on_a_fresh_install_each_tab_starts_on_its_starter_and_says_what_it_can_do(qtbot, services):
+    from studio.ui.main_window import MainWindow
+
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    try:
+        for kind, ident in STARTERS.items():
+            panel = window.panels[kind]
+            assert Path(panel.model_picker.current_model()).name == ident
+        image, music, text = window.panels["image"], window.panels["music"], window.panels["text"]
+        qtbot.waitUntil(lambda: bool(image._model_info) and bool(music._model_info), timeout=60000)
+        # The pattern painter has no steps, guidance or scheduler; the melody model no guidance.
+        assert not image.steps.isEnabled() and not image.guidance.isEnabled() and not image.scheduler.isEnabled()
+        assert not music.guidance.isEnabled()
+        assert "abstract patterns" in image.hint.text() and "folk melodies" in music.hint.text()
+        assert "King James Bible" in text.hint.text()
+    finally:
+        window.shutdown()
