@@ -176,8 +176,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def default_model(specs: list[Any], kind: str) -> str:
     """The model a job of ``kind`` uses when none is named: the user's own before a starter."""
-    runnable = [spec for spec in specs if spec.kind == kind and spec.runnable]
-    runnable.sort(key=lambda spec: "starter" in spec.id)
+    from studio.engines.models import preferred_order
+
+    runnable = [spec for spec in preferred_order(specs) if spec.kind == kind and spec.runnable]
     return str(runnable[0].path) if runnable else ""
 
 

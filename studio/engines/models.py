@@ -318,6 +318,17 @@ def safetensors_parameter_bytes(path: Path, bytes_per_parameter: int) -> int:
     return total * bytes_per_parameter
 
 
+def is_starter(spec: ModelSpec) -> bool:
+    """A starter model that ships with Studio (its id says so)."""
+    return "starter" in spec.id
+
+
+def preferred_order(specs: Iterable[ModelSpec]) -> list[ModelSpec]:
+    """Models in the order a tab or ``studio gen`` chooses among them: the user's own first,
+    the starters that ship with Studio last (stable otherwise)."""
+    return sorted(specs, key=is_starter)
+
+
 def library_problem(spec: ModelSpec) -> str:
     """Why the installed diffusers / transformers cannot build this model's class, or "".
 

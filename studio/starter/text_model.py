@@ -156,34 +156,17 @@ def train_text(out: Path, steps: int, threads: int, measure_only: bool = False) 
 
     import torch
 
-    from studio.starter.training import TrainingPlan, TrainingReport, make_model, save_report, train
+    from studio.starter.training import TrainingPlan, TrainingReport, llama_shape, make_model, save_report, train
 
     chapters = read_bible()
     training_text, validation_text = split(chapters)
     out.mkdir(parents=True, exist_ok=True)
     plan = TrainingPlan(
-        seed=1234,
-        seq_len=256,
-        batch_size=24,
-        learning_rate=2e-3,
-        warmup_steps=100,
-        max_minutes=0,
-        max_steps=steps,
-        eval_every=100,
-        threads=threads,
-        model={
-            "hidden_size": 256,
-            "intermediate_size": 640,
-            "num_hidden_layers": 5,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": 1024,
-        },
+        batch_size=24, learning_rate=2e-3, max_steps=steps, threads=threads, model=llama_shape(256, 640, 5, 1024)
     )
     data = {"chapters": len(chapters), "verses": sum(len(v) for _, v in chapters), "characters": len(training_text)}
     if measure_only:
-        stored = json.loads((out / "training_report.json").read_text())
-        report = TrainingReport(**{k: v for k, v in stored.items() if k in TrainingReport.__annotations__})
+        report, stored = TrainingReport.stored(out)
         tokenizer_vocab = stored["data"]["vocabulary"]
     else:
         tokenizer = train_tokenizer(training_text, 2048, out)

@@ -32,7 +32,7 @@ def train_music(out: Path, steps: int, threads: int, measure_only: bool = False)
 
     from studio.engines.melody_tokens import MelodyVocabulary
     from studio.starter import melody_corpus
-    from studio.starter.training import TrainingPlan, TrainingReport, make_model, save_report, train
+    from studio.starter.training import TrainingPlan, TrainingReport, llama_shape, make_model, save_report, train
 
     vocab = MelodyVocabulary.standard()
     tunes = melody_corpus.build(CACHE / "melody-corpus.json", workers=threads)
@@ -47,27 +47,11 @@ def train_music(out: Path, steps: int, threads: int, measure_only: bool = False)
     train_stream = stream([training[i] for i in order])
     validation_stream = stream(validation)
     plan = TrainingPlan(
-        seed=1234,
-        seq_len=256,
-        batch_size=32,
-        learning_rate=3e-3,
-        warmup_steps=100,
-        max_minutes=0,
-        max_steps=steps,
-        eval_every=100,
-        threads=threads,
-        model={
-            "hidden_size": 192,
-            "intermediate_size": 512,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": 2048,
-        },
+        batch_size=32, learning_rate=3e-3, max_steps=steps, threads=threads, model=llama_shape(192, 512, 4, 2048)
     )
     special = {"bos": vocab.id("<bos>"), "eos": vocab.id("<eos>"), "pad": vocab.id("<pad>")}
     if measure_only:  # re-measure and re-write the card of the model already in ``out``
-        report = TrainingReport(**{k: v for k, v in _read_report(out).items() if k in TrainingReport.__annotations__})
+        report, _ = TrainingReport.stored(out)
     else:
         model = make_model(len(vocab), plan, special)
         report = train(model, train_stream, validation_stream, plan)
@@ -94,12 +78,6 @@ def train_music(out: Path, steps: int, threads: int, measure_only: bool = False)
         out, "training_report.json", {"plan": plan.__dict__, "data": data, **report.to_dict(), "quality": quality}
     )
     melody_card.write(out, plan, data, report, quality, _machine(threads))
-
-
-def _read_report(out: Path) -> dict:
-    import json
-
-    return json.loads((out / "training_report.json").read_text())
 
 
 def _machine(threads: int) -> str:

@@ -21,6 +21,18 @@ import torch
 log = logging.getLogger(__name__)
 
 
+def llama_shape(hidden: int, intermediate: int, layers: int, positions: int, heads: int = 4) -> dict:
+    """The ``LlamaConfig`` arguments of a small starter model."""
+    return {
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,
+        "max_position_embeddings": positions,
+    }
+
+
 @dataclass
 class TrainingPlan:
     seed: int = 1234
@@ -28,7 +40,7 @@ class TrainingPlan:
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_steps: int = 100
-    max_minutes: float = 12.0
+    max_minutes: float = 0  # 0: a fixed step count, so a re-run repeats the curve
     max_steps: int = 100_000
     eval_every: int = 100
     eval_batches: int = 8
@@ -48,6 +60,13 @@ class TrainingReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def stored(cls, folder: Path) -> tuple[TrainingReport, dict]:
+        """The report of the model already in ``folder`` (for ``--measure-only``), and the whole
+        stored JSON (its ``data`` section too)."""
+        saved = json.loads((folder / "training_report.json").read_text())
+        return cls(**{k: v for k, v in saved.items() if k in cls.__annotations__}), saved
 
 
 def make_model(vocab_size: int, plan: TrainingPlan, special: dict[str, int]):

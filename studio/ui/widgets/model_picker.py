@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
+from studio.engines.models import preferred_order
+
 HINT_ROLE = 257  # Qt.UserRole + 1
 
 
@@ -25,9 +27,9 @@ class ModelPicker(QComboBox):
         """Fill with ``specs`` of this kind; select ``preferred`` (a path or id) when present."""
         self.blockSignals(True)
         self.clear()
-        # The starter models that ship with Studio come last: the first model — the default when
-        # nothing was used before — is one the user added, whenever there is one.
-        ordered = sorted(specs, key=lambda spec: "starter" in spec.id)
+        # The first model is the default when nothing was used before: one the user added, when
+        # there is one, before a starter (the same order as 'studio gen' without --model).
+        ordered = preferred_order(specs)
         for spec in ordered:
             if spec.kind != self.kind or not spec.runnable:
                 continue
