@@ -75,8 +75,8 @@ def build_text_model(folder: Path, small: bool) -> Path:
 
 def text_rates(folder: Path, tokens: int, rounds: int) -> dict:
     from studio.core.requests import TextRequest
-    from studio.engines.models import inspect_folder
-    from studio.engines.text import TextEngine
+    from studio.engines.library import inspect_folder
+    from studio.engines.transformers_text import TransformersTextEngine as TextEngine
 
     engine, spec = TextEngine(), inspect_folder(folder)
     result = {}
@@ -156,8 +156,8 @@ def build_music_model(folder: Path, small: bool) -> Path:
 
 def music_rate(folder: Path, seconds: float, rounds: int) -> dict:
     from studio.core.requests import MusicRequest
-    from studio.engines.models import inspect_folder
-    from studio.engines.music import MusicEngine
+    from studio.engines.library import inspect_folder
+    from studio.engines.musicgen import MusicGenEngine as MusicEngine
 
     engine, spec = MusicEngine(), inspect_folder(folder)
     loaded = engine.load(spec, _device())
@@ -178,8 +178,8 @@ def low_memory_peaks(work: Path, small: bool, archs: list[str]) -> dict:
 
     from benchmarks.image_gpu import build_pipeline
     from studio.core.requests import ImageRequest
-    from studio.engines.image import ImageEngine
-    from studio.engines.models import inspect_folder
+    from studio.engines.diffusers_image import DiffusersImageEngine as ImageEngine
+    from studio.engines.library import inspect_folder
 
     result = {}
     for arch in archs:

@@ -110,8 +110,8 @@ def time_studio(folder: Path, device_pref: str, size: int, steps: int, rounds: i
     from studio.core.requests import ImageRequest
     from studio.engines.base import RunContext
     from studio.engines.devices import choose_device
-    from studio.engines.image import ImageEngine
-    from studio.engines.models import inspect_folder
+    from studio.engines.diffusers_image import DiffusersImageEngine as ImageEngine
+    from studio.engines.library import inspect_folder
 
     engine = ImageEngine()
     spec = inspect_folder(folder)

@@ -66,12 +66,12 @@ def main(data: Path, model: Path, how: str) -> dict:
         report["while_read_only"] = run("made while read-only")
         report["listed_while_read_only"] = [i.record.prompt for i in services.store.list()]
         report["retry_while_read_only"] = {
-            "kind": log.wait_end(worker.retry_save(report["while_read_only"]["job"]), 60).kind.value
+            "kind": log.wait_end(worker.save_kept_output(report["while_read_only"]["job"]), 60).kind.value
         }
     finally:
         make_writable(data, how)
     retried = [e for e in log.events if e.is_terminal][-1].job_id
-    saved = log.wait_end(worker.retry_save(retried), 60)
+    saved = log.wait_end(worker.save_kept_output(retried), 60)
     report["retry_when_writable"] = {"kind": saved.kind.value, "error": saved.error}
     report["after"] = run("saved after")
     report["prompts"] = sorted(i.record.prompt for i in services.store.list())

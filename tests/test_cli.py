@@ -180,3 +180,19 @@ def test_gallery_export_and_import_round_trip(data_dir, tiny_lm, tmp_path):
     imported = studio_cli("gallery", "import", item["path"], "--json", data_dir=other, check=True)
     assert json.loads(imported.stdout)["id"] == item["id"]  # our own file keeps its record and id
     assert studio_cli("gallery", "export", "NOPE", "--to", str(out), data_dir=data_dir).returncode == 2
+
+
+def test_gen_notes_the_options_a_model_does_not_use(data_dir):
+    """No controls to grey out on the command line: the model's capabilities become notes."""
+    from pathlib import Path
+
+    painter = Path(studio.__file__).parent.parent / "resources" / "models" / "studio-starter-patterns"
+    result = studio_cli(
+        "gen", "image", "teal rings", "--model", str(painter), "--width", "32", "--height", "32",
+        "--steps", "40", "--negative", "blurry", "--seed", "1", "--json",
+        data_dir=data_dir, check=True,
+    )  # fmt: skip
+    assert "--steps is ignored: the pattern painter paints in one pass" in result.stderr
+    assert "--negative is ignored" in result.stderr
+    assert "--guidance" not in result.stderr  # left at its default: nothing to say
+    assert json.loads(result.stdout.splitlines()[0])["kind"] == "image"

@@ -8,6 +8,7 @@ import pytest
 from helpers import EventLog
 from PIL import Image
 
+from studio.core.capabilities import Control
 from studio.core.requests import ImageRequest
 from studio.gallery.a1111 import parse_parameters
 
@@ -67,7 +68,7 @@ def test_unknown_scheduler_names_the_choices(services, tiny_sd):
 
 
 def test_previews_arrive_during_the_run(services, tiny_sd, monkeypatch):
-    from studio.engines import image as image_engine
+    from studio.engines import diffusers_image as image_engine
 
     monkeypatch.setattr(image_engine, "PREVIEW_INTERVAL_S", 0.0)
     log, end = _run(services, ImageRequest(prompt="sky", model=str(tiny_sd), width=64, height=48, steps=4, seed=2))
@@ -83,7 +84,7 @@ def test_previews_arrive_during_the_run(services, tiny_sd, monkeypatch):
 def test_latent_projection_per_family():
     import torch
 
-    from studio.engines.image import latents_to_rgb
+    from studio.engines.diffusers_image import latents_to_rgb
 
     latents = torch.zeros(4, 2, 3)
     grey = latents_to_rgb(latents, "sd", 2, 3)
@@ -145,10 +146,10 @@ def test_model_description_lists_compatible_schedulers(services, tiny_sd):
     log = EventLog(services.worker)
     job = services.worker.describe_model(str(tiny_sd))
     info = log.wait_for(lambda e: e.job_id == job and e.kind.value == "model_info").result
-    assert info["default_scheduler"] == "EulerDiscreteScheduler"
-    assert {"DDIMScheduler", "EulerAncestralDiscreteScheduler"} <= set(info["schedulers"])
-    assert info["negative_prompt"] is True and info["image_to_image"] is True
-    assert info["native_size"] == 64 and info["size_range"] == [16, 256]
+    assert info.default_scheduler == "EulerDiscreteScheduler"
+    assert {"DDIMScheduler", "EulerAncestralDiscreteScheduler"} <= set(info.schedulers)
+    assert info.uses(Control.NEGATIVE_PROMPT) and info.uses(Control.IMAGE_INPUT)
+    assert info.native_size == 64 and info.size_range == (16, 256)
     assert services.worker.cache.keys() == {}  # describing loads no weights
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from studio.core.errors import ModelError
-from studio.engines.models import ModelCatalog, inspect_folder
+from studio.engines.library import ModelCatalog, inspect_folder
 
 
 def test_tiny_models_are_classified(tiny_lm, tiny_sd, tiny_musicgen):
@@ -51,7 +51,7 @@ def test_catalog_finds_models_in_nested_folders_and_resolves_ids(tiny_lm, tiny_s
 
 
 def test_provenance_names_the_licence_from_the_model_card(tmp_path):
-    from studio.engines.models import ModelSpec
+    from studio.core.models import ModelSpec
 
     (tmp_path / "README.md").write_text("---\nlanguage: en\nlicense: apache-2.0\n---\n# A model\n")
     spec = ModelSpec("m", "m", "text", "llama", tmp_path, "folder", True)

@@ -8,7 +8,7 @@ import soundfile
 from helpers import EventLog
 
 from studio.core.requests import MusicRequest
-from studio.engines import music as music_engine
+from studio.engines import audio, musicgen
 
 RATE, FRAME = 32000, 640
 
@@ -59,7 +59,7 @@ def test_cancel_midway_leaves_no_file_and_no_error(services, tiny_musicgen, monk
 
 
 def test_longer_than_the_window_continues_window_by_window(services, tiny_musicgen, monkeypatch):
-    monkeypatch.setattr(music_engine, "MAX_WINDOW_S", 0.5)  # stride 0.3 s, context 0.2 s
+    monkeypatch.setattr(musicgen, "MAX_WINDOW_S", 0.5)  # stride 0.3 s, context 0.2 s
     log, end = _run(services, MusicRequest(prompt="a long song", model=str(tiny_musicgen), duration=1.3, seed=4))
     assert end.kind.value == "finished", end.error
     assert abs(soundfile.info(end.result[0].path).frames - 1.3 * RATE) <= FRAME
@@ -104,7 +104,7 @@ def test_resampling_keeps_length_and_pitch():
     rate_in, rate_out = 44100, 32000
     t = np.arange(rate_in) / rate_in
     tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)[:, None]
-    out = music_engine.resample(tone, rate_in, rate_out)
+    out = audio.resample(tone, rate_in, rate_out)
     assert out.shape == (rate_out, 1)
     spectrum = np.abs(np.fft.rfft(out[:, 0]))
     assert abs(np.argmax(spectrum) * rate_out / len(out) - 440) < 2

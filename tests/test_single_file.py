@@ -7,7 +7,7 @@ from helpers import EventLog
 from safetensors.numpy import save_file
 
 from studio.core.requests import ImageRequest
-from studio.engines.models import ModelCatalog, inspect_checkpoint
+from studio.engines.library import ModelCatalog, inspect_checkpoint
 
 
 def test_a_checkpoint_runs_with_the_configuration_of_its_family(services, sd15_single_file):

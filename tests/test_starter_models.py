@@ -17,7 +17,7 @@ from helpers import EventLog
 
 from studio.core.paths import resources_dir
 from studio.core.requests import ImageRequest, MusicRequest, TextRequest
-from studio.engines.models import ModelCatalog
+from studio.engines.library import ModelCatalog
 
 STARTERS = {
     "text": "studio-starter-text",
@@ -307,3 +307,21 @@ def test_on_a_fresh_install_each_tab_starts_on_its_starter_and_says_what_it_can_
         assert "King James Bible" in text.hint.text()
     finally:
         window.shutdown()
+
+
+def test_an_input_a_starter_cannot_take_is_refused_before_loading(services, tmp_path):
+    """The capabilities decide: the pattern painter takes no starting image, the melody model no clip."""
+    import soundfile
+    from PIL import Image
+
+    picture, clip = tmp_path / "start.png", tmp_path / "clip.wav"
+    Image.new("RGB", (32, 32), "red").save(picture)
+    soundfile.write(clip, np.zeros((800, 1), dtype=np.float32), 8000)
+    log = EventLog(services.worker)
+    painter, melody = (str(resources_dir() / "models" / STARTERS[kind]) for kind in ("image", "music"))
+    image_job = services.worker.submit(ImageRequest(prompt="rings", model=painter, init_image=str(picture)))
+    music_job = services.worker.submit(MusicRequest(prompt="a jig", model=melody, audio_prompt=str(clip)))
+    image_end, music_end = log.wait_end(image_job), log.wait_end(music_job)
+    assert image_end.kind.value == "error" and "cannot start from an image" in image_end.error
+    assert music_end.kind.value == "error" and "cannot continue a clip" in music_end.error
+    assert services.worker.cache.keys() == {} and services.store.list() == []

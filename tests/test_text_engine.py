@@ -7,8 +7,8 @@ from helpers import EventLog
 
 from studio.core.requests import TextRequest
 from studio.engines.devices import choose_device
-from studio.engines.models import inspect_folder
-from studio.engines.text import TextEngine
+from studio.engines.library import inspect_folder
+from studio.engines.transformers_text import TransformersTextEngine
 
 
 def _run(services, request, timeout=120):
@@ -71,7 +71,7 @@ def test_max_tokens_beyond_the_context_are_clamped_with_a_note(services, tiny_lm
 
 def test_stop_strings_end_the_text(tiny_lm):
     # Stop at a plain-ASCII piece of what greedy decoding writes anyway; it must end there.
-    engine = TextEngine()
+    engine = TransformersTextEngine()
     loaded = engine.load(inspect_folder(tiny_lm), choose_device("cpu"))
 
     class Ctx:

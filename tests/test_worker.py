@@ -8,9 +8,9 @@ import pytest
 from helpers import EventLog
 
 from studio.core.errors import ModelError
+from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import TextRequest
-from studio.engines.models import ModelSpec
 from studio.gallery.store import GalleryStore
 from studio.runtime.worker import Worker
 
@@ -19,8 +19,8 @@ class FakeCatalog:
     def resolve(self, ref):
         if ref == "missing":
             raise ModelError("no model called 'missing'")
-        kind = "image" if ref.startswith("img") else "text"
-        return ModelSpec(ref, ref, kind, "fake", Path("/models") / ref, "path", True)
+        kind, fmt = ("image", "diffusers-image") if ref.startswith("img") else ("text", "transformers-text")
+        return ModelSpec(ref, ref, kind, "fake", Path("/models") / ref, "path", True, format=fmt)
 
 
 class FakeTextEngine:
@@ -33,6 +33,15 @@ class FakeTextEngine:
         self.step_time = step_time
         self.loads = []
         self.step_started = threading.Event()
+
+    def check(self, spec, request):
+        pass
+
+    def describe(self, spec):
+        from studio.core.capabilities import Control
+        from studio.engines.base import model_info
+
+        return model_info(spec, [c for c in Control if c is not Control.SYSTEM_PROMPT], chat=False)
 
     def load(self, spec, device):
         self.loads.append(spec.id)
@@ -67,7 +76,7 @@ def make_worker(tmp_path):
 
     def make(engine=None):
         store = GalleryStore(tmp_path / "gallery")
-        worker = Worker(store=store, catalog=FakeCatalog(), engines={"text": engine or FakeTextEngine()})
+        worker = Worker(store=store, catalog=FakeCatalog(), engines={"transformers-text": engine or FakeTextEngine()})
         made.append((worker, store))
         return worker, EventLog(worker), store
 
@@ -142,9 +151,9 @@ def test_out_of_memory_says_what_to_try(make_worker):
 
 def test_not_supported_kind_is_an_error_not_a_crash(make_worker, monkeypatch):
     from studio.core.requests import ImageRequest
-    from studio.runtime import worker as worker_module
+    from studio.engines import registry
 
-    monkeypatch.delitem(worker_module.ENGINE_PATHS, "image")
+    monkeypatch.delitem(registry.ENGINES, "diffusers-image")
     worker, log, _ = make_worker()
     event = log.wait_end(worker.submit(ImageRequest(prompt="x", model="img-model")))
     assert event.kind.value == "error" and "not supported yet" in event.error
@@ -183,17 +192,17 @@ def test_a_stopped_text_can_be_kept_on_request(make_worker):
     log.wait_for(lambda e: e.job_id == job and e.kind.value == "progress" and e.step >= 2)
     worker.cancel(job)
     partial = log.wait_end(job).info["partial"]
-    keep = worker.keep_partial(job)
+    keep = worker.save_kept_output(job)
     kept = log.wait_end(keep)
     assert kept.kind.value == "finished"
     assert kept.result[0].path.read_text().rstrip("\n").endswith(partial)
-    assert worker.keep_partial(job) is None  # kept once
+    assert worker.save_kept_output(job) is None  # kept once
 
 
 def test_shutdown_cancels_and_joins(tmp_path):
     engine = FakeTextEngine(steps=100000, step_time=0.001)
     store = GalleryStore(tmp_path / "g")
-    worker = Worker(store=store, catalog=FakeCatalog(), engines={"text": engine})
+    worker = Worker(store=store, catalog=FakeCatalog(), engines={"transformers-text": engine})
     log = EventLog(worker)
     running = worker.submit(TextRequest(prompt="long", model="m"))
     queued = worker.submit(TextRequest(prompt="later", model="m"))
@@ -222,18 +231,18 @@ def test_an_output_whose_save_failed_is_kept_for_a_retry(tmp_path, monkeypatch):
     from studio.core.errors import StudioError
 
     store = GalleryStore(tmp_path / "gallery")
-    worker = Worker(store=store, catalog=FakeCatalog(), engines={"text": FakeTextEngine(steps=3)})
+    worker = Worker(store=store, catalog=FakeCatalog(), engines={"transformers-text": FakeTextEngine(steps=3)})
     log = EventLog(worker)
     original = store.save
     monkeypatch.setattr(store, "save", lambda *a, **k: (_ for _ in ()).throw(StudioError("the disk is full.")))
     job = worker.submit(TextRequest(prompt="keep me", model="lm"))
     end = log.wait_end(job)
     assert end.kind.value == "error" and end.info["unsaved"] and "kept in memory" in end.error
-    retry = worker.retry_save(job)
+    retry = worker.save_kept_output(job)
     failed_again = log.wait_end(retry)  # still full: still kept
     assert failed_again.kind.value == "error" and failed_again.info["unsaved"]
     monkeypatch.setattr(store, "save", original)
-    saved = log.wait_end(worker.retry_save(retry))
+    saved = log.wait_end(worker.save_kept_output(retry))
     assert saved.kind.value == "finished" and saved.info["keep_of"] == retry
     assert [i.record.prompt for i in store.list()] == ["keep me"]
     assert worker.shutdown()
@@ -250,6 +259,43 @@ def test_launch_probe_reports_the_device_then_preloads_every_engine(tmp_path):
     deadline = time.monotonic() + 120
     while worker.busy and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert set(worker._engines) == {"text", "image", "music"}
+    from studio.engines import registry
+
+    assert set(worker._engines) == set(registry.ENGINES)  # one engine per model format
     assert worker.shutdown()
     store.close()
+
+
+def test_describing_a_model_does_not_wait_for_a_running_job(make_worker):
+    """Model descriptions run on a side lane: a tab's controls follow the picker during a render."""
+    from studio.core.capabilities import Control, ModelInfo
+
+    engine = FakeTextEngine(steps=100000, step_time=0.001)
+    worker, log, _store = make_worker(engine)
+    running = worker.submit(TextRequest(prompt="long", model="m"))
+    waiting = worker.submit(TextRequest(prompt="next", model="m"))
+    log.wait_for(lambda e: e.job_id == running and e.kind.value == "progress")
+    asked = worker.describe_model("other")
+    info = log.wait_for(lambda e: e.job_id == asked and e.kind.value == "model_info", timeout=5).result
+    assert isinstance(info, ModelInfo) and info.ref == "other" and info.format == "transformers-text"
+    assert not info.uses(Control.SYSTEM_PROMPT) and info.why_unused(Control.SYSTEM_PROMPT)
+    assert log.kinds(running)[-1] == "progress"  # the render is still going
+    assert worker.queued_count == 1  # the waiting job; the description was never in the queue
+    assert log.kinds(asked) == ["model_info"]  # no queued/started events for a description
+    worker.cancel_all()
+    assert log.wait_end(waiting).kind.value == "cancelled"
+
+
+def test_a_model_that_cannot_be_described_says_why(make_worker):
+    worker, log, _store = make_worker()
+    asked = worker.describe_model("missing")
+    info = log.wait_for(lambda e: e.job_id == asked).result
+    assert info.ref == "missing" and not info.runnable and "no model called" in info.reason
+
+
+def test_the_start_event_names_the_jobs_own_model(make_worker):
+    worker, log, _store = make_worker()
+    job = worker.submit(TextRequest(prompt="hi", model="m"))
+    log.wait_end(job)
+    started = next(e for e in log.of(job) if e.kind.value == "started")
+    assert started.info["model"] == "m" and isinstance(started.info["seed"], int)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from studio.core.capabilities import Control, ModelInfo, unused_controls
 from studio.core.errors import JobCancelled
 from studio.core.events import EventKind, JobEvent
+from studio.core.models import ModelSpec, suggested_defaults
 from studio.core.outputs import EngineResult
 
 
@@ -35,11 +37,20 @@ class RunContext:
 
 
 class Engine(Protocol):
-    """One engine per medium. ``load`` and ``generate`` run on the worker thread only."""
+    """The engine of one model format (``studio.engines.registry``). Every method runs on a worker
+    thread; ``check`` and ``describe`` read small files only and never load weights."""
 
+    format: str
     kind: str
 
-    def load(self, spec: Any, device: Any) -> Any:
+    def check(self, spec: ModelSpec, request: Any) -> None:
+        """Refuse what cannot work before anything loads (sizes, input files, unused inputs):
+        raise ``InvalidRequest`` naming the field."""
+
+    def describe(self, spec: ModelSpec) -> ModelInfo:
+        """What the model offers, from its config files: the controls it uses, limits, defaults."""
+
+    def load(self, spec: ModelSpec, device: Any) -> Any:
         """Load the model of ``spec`` onto ``device``; raise ``ModelError`` with the reason."""
 
     def generate(self, model: Any, request: Any, ctx: RunContext) -> EngineResult:
@@ -50,3 +61,25 @@ class Engine(Protocol):
 
     # Optional: ``warm_up(self) -> None`` runs once at launch, on the worker, while the window
     # idles — one-time library set-up that would otherwise stall the window in the first job.
+
+
+def model_info(
+    spec: ModelSpec, uses: Iterable[Control], reasons: Mapping[Control, str] | None = None, **facts: Any
+) -> ModelInfo:
+    """A ``ModelInfo`` for ``spec``: who it is (from the spec), which controls of its kind it uses
+    (the rest get ``reasons`` or a plain sentence), and ``facts`` (native size, chat, window…)."""
+    return ModelInfo(
+        ref=str(spec.path),
+        id=spec.id,
+        name=spec.name,
+        kind=spec.kind,
+        format=spec.format,
+        family=spec.family,
+        path=str(spec.path),
+        runnable=spec.runnable,
+        reason=spec.reason,
+        hint=str(spec.details.get("hint", "")),
+        unused=unused_controls(spec.kind, uses, reasons, name=spec.name),
+        suggested_defaults=suggested_defaults(spec),
+        **facts,
+    )

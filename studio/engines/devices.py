@@ -30,7 +30,19 @@ class DeviceChoice:
         return (self.device, self.dtype_name, self.memory_mode, self.compile_models)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "dtype": self.dtype_name, "name": self.name, "memory_mode": self.memory_mode}
+        import torch
+
+        facts: dict[str, Any] = {
+            "device": self.device,
+            "dtype": self.dtype_name,
+            "name": self.name,
+            "memory_mode": self.memory_mode,
+        }
+        if self.device == "cpu":
+            # On a CPU the thread count decides how sums are split, and so the last bits of a
+            # result: a regeneration with another count may differ, and should say why.
+            facts["threads"] = torch.get_num_threads()
+        return facts
 
 
 def choose_device(
@@ -39,16 +51,17 @@ def choose_device(
     """The best device allowed by ``preference``; half precision on GPUs (or ``precision``), float32 on the CPU."""
     import torch
 
-    options = {"memory_mode": memory_mode, "compile_models": compile_models}
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         if precision != "auto" and (precision != "bfloat16" or torch.cuda.is_bf16_supported()):
             dtype = precision
-        return DeviceChoice("cuda", dtype, torch.cuda.get_device_name(0), **options)
+        return DeviceChoice("cuda", dtype, torch.cuda.get_device_name(0), memory_mode, compile_models)
     mps = getattr(torch.backends, "mps", None)
     if preference in ("auto", "mps") and mps is not None and mps.is_available():
-        return DeviceChoice("mps", "float32" if precision == "float32" else "float16", "Apple GPU (MPS)", **options)
-    return DeviceChoice("cpu", "float32", f"CPU ({platform.machine() or 'unknown'})", **options)
+        return DeviceChoice(
+            "mps", "float32" if precision == "float32" else "float16", "Apple GPU (MPS)", memory_mode, compile_models
+        )
+    return DeviceChoice("cpu", "float32", f"CPU ({platform.machine() or 'unknown'})", memory_mode, compile_models)
 
 
 def free_memory_bytes(choice: DeviceChoice) -> int | None:

@@ -10,22 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 
+from studio.core.files import atomic_write_text, file_sha256
+
+__all__ = ["WeightFingerprints", "file_sha256"]  # the engines import file_sha256 from here
+
 log = logging.getLogger(__name__)
-
-_CHUNK = 8 * 1024 * 1024
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class WeightFingerprints:
@@ -83,9 +75,6 @@ class WeightFingerprints:
             return
         try:
             self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".digests-", dir=self._cache_file.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self._entries, handle)
-            os.replace(tmp, self._cache_file)
+            atomic_write_text(self._cache_file, json.dumps(self._entries), prefix=".digests-")
         except OSError:
             log.warning("could not save the weight digest cache", exc_info=True)

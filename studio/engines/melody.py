@@ -1,4 +1,4 @@
-"""Melody models (Studio format ``studio-melody``): a causal language model over melody tokens
+"""Melody models (engine format ``melody``; ``studio-melody`` on disk): a causal language model over melody tokens
 (``melody_tokens``), sampled under the rules of the meter, then played by ``synth`` and written
 as a MIDI file too.
 
@@ -13,19 +13,23 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import JobCancelled, ModelError
+from studio.core.models import ModelSpec
+from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import MusicRequest
-from studio.engines.base import RunContext
+from studio.engines.base import RunContext, model_info
+from studio.engines.devices import library_versions
 from studio.engines.melody_tokens import MelodyVocabulary, Note, bar_length, decode_notes
-from studio.engines.synth import GM_PROGRAMS, TimedNote, midi_file, render, render_with_fluidsynth
+from studio.engines.registry import MELODY
+from studio.engines.synth import GM_PROGRAMS, SAMPLE_RATE, TimedNote, midi_file, render, render_with_fluidsynth
 
 FORMAT = "studio-melody"
 HINT = (
@@ -130,11 +134,6 @@ class LoadedMelodyModel:
     vocab: MelodyVocabulary
     max_positions: int
     notes: list[str] = field(default_factory=list)
-
-
-def is_melody_model(folder: Path) -> bool:
-    manifest = folder / "studio_model.json"
-    return manifest.is_file() and f'"{FORMAT}"' in manifest.read_text(errors="replace")
 
 
 def load(spec: Any, device: Any) -> LoadedMelodyModel:
@@ -376,3 +375,40 @@ def generate(loaded: LoadedMelodyModel, request: MusicRequest, ctx: RunContext) 
     ids = sample_tune(loaded, plan, bars, seed=seed, temperature=request.temperature, top_k=top_k, ctx=ctx)
     # Whole bars: the tune runs to the end of the bar that reaches the duration, then rings out.
     return perform(ids, loaded, plan, seed)
+
+
+class MelodyEngine:
+    """The ``melody`` format: notes sampled under the meter's rules, played, and written as MIDI."""
+
+    format = MELODY
+    kind = "music"
+
+    def check(self, spec: ModelSpec, request: MusicRequest) -> None:
+        pass  # a clip or melody it cannot take is refused from its capabilities, by the worker
+
+    def describe(self, spec: ModelSpec) -> ModelInfo:
+        reasons = {
+            Control.GUIDANCE: f"{spec.name} samples notes from its own model: there is no guidance scale",
+            Control.AUDIO_INPUT: f"{spec.name} cannot continue a clip; MusicGen models can",
+            Control.MELODY_INPUT: f"{spec.name} writes its own melodies; a MusicGen Melody model follows one",
+        }
+        info = model_info(spec, {Control.TEMPERATURE, Control.TOP_K}, reasons, whole_bars=True)
+        return info if info.hint else replace(info, hint=HINT)
+
+    def load(self, spec: ModelSpec, device: Any) -> LoadedMelodyModel:
+        return load(spec, device)
+
+    def unload(self, loaded: LoadedMelodyModel) -> None:
+        loaded.model.to("cpu")
+
+    def generate(self, loaded: LoadedMelodyModel, request: MusicRequest, ctx: RunContext) -> EngineResult:
+        audio, midi, facts = generate(loaded, request, ctx)
+        info = {
+            "sample_rate": SAMPLE_RATE,
+            "channels": 1,
+            "duration_s": round(audio.shape[0] / SAMPLE_RATE, 4),
+            "tune": facts,
+        }
+        runtime = {**loaded.device.to_dict(), "model_class": FORMAT, "versions": library_versions()}
+        output = GeneratedOutput("music", audio, info, attachments={".mid": midi})
+        return EngineResult([output], loaded.spec.provenance(), runtime)

@@ -1,4 +1,4 @@
-"""The pattern painter (Studio format ``studio-patterns``): a compositional pattern-producing
+"""The pattern painter (engine format ``patterns``; ``studio-patterns`` on disk): a compositional pattern-producing
 network — a small MLP from pixel coordinates to colour — whose weights come from the seed and
 whose inputs, shape and palette come from the prompt. It was trained on nothing and paints
 abstractions, at any size, in a fraction of a second on a CPU.
@@ -21,16 +21,20 @@ import itertools
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest, JobCancelled, ModelError
+from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
-from studio.engines.base import RunContext
+from studio.engines.base import RunContext, model_info
+from studio.engines.devices import library_versions
+from studio.engines.registry import PATTERNS
 
 FORMAT = "studio-patterns"
 MIN_SIDE, MAX_SIDE = 16, 4096
@@ -164,23 +168,25 @@ def check(request: ImageRequest) -> None:
     for name, side in (("width", request.width), ("height", request.height)):
         if not MIN_SIDE <= side <= MAX_SIDE:
             raise InvalidRequest(name, f"the pattern painter paints {MIN_SIDE} to {MAX_SIDE} pixels a side, not {side}")
-    if request.init_image:
-        raise InvalidRequest(
-            "init_image", "the pattern painter cannot start from an image; a Stable Diffusion model can"
-        )
 
 
-def describe() -> dict[str, Any]:
-    return {
-        "native_size": 768,
-        "size_range": [MIN_SIDE, MAX_SIDE],
-        "default_scheduler": "",
-        "schedulers": [],
-        "negative_prompt": False,
-        "image_to_image": False,
-        "procedural": True,  # steps, guidance and scheduler mean nothing here
-        "hint": HINT,
+def describe(spec: ModelSpec) -> ModelInfo:
+    # A function of position, drawn at once: no denoising steps, guidance or scheduler, no negative prompt.
+    reasons = {
+        Control.NEGATIVE_PROMPT: "the pattern painter reads colour, theme and shape words; it has no negative prompt",
+        Control.STEPS: "the pattern painter paints in one pass: there are no denoising steps",
+        Control.GUIDANCE: "the pattern painter follows its words exactly: there is no guidance scale",
+        Control.SCHEDULER: "the pattern painter has no sampler to choose",
+        Control.IMAGE_INPUT: "the pattern painter cannot start from an image; a Stable Diffusion model can",
+        Control.MASK: "the pattern painter cannot repaint a masked region yet",
     }
+    return model_info(
+        spec,
+        (),
+        reasons,
+        native_size=768,
+        size_range=(MIN_SIDE, MAX_SIDE),
+    )
 
 
 _ACTIVATIONS = (
@@ -333,3 +339,26 @@ def generate(loaded: LoadedPatternModel, request: ImageRequest, ctx: RunContext,
         "versions": versions,
     }
     return EngineResult(outputs, loaded.spec.provenance(), runtime)
+
+
+class PatternEngine:
+    """The ``patterns`` format: nothing to load but the manifest; each image is drawn anew."""
+
+    format = PATTERNS
+    kind = "image"
+
+    def check(self, spec: ModelSpec, request: ImageRequest) -> None:
+        check(request)
+
+    def describe(self, spec: ModelSpec) -> ModelInfo:
+        info = describe(spec)
+        return info if info.hint else replace(info, hint=HINT)
+
+    def load(self, spec: ModelSpec, device: Any) -> LoadedPatternModel:
+        return load(spec, device)
+
+    def generate(self, loaded: LoadedPatternModel, request: ImageRequest, ctx: RunContext) -> EngineResult:
+        return generate(loaded, request, ctx, library_versions())
+
+    def unload(self, loaded: LoadedPatternModel) -> None:
+        pass  # nothing held: the network is drawn anew for each image

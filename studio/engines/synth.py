@@ -78,12 +78,11 @@ def additive(
     t = np.arange(n, dtype=np.float32) / SAMPLE_RATE
     vibrato = 1 + 0.004 * np.sin(2 * np.pi * 5.2 * t) * np.clip(t / 0.25, 0, 1)
     phase = 2 * np.pi * frequency * np.cumsum(vibrato) / SAMPLE_RATE
-    tone = sum(w * np.sin((k + 1) * phase) for k, w in enumerate(partials) if (k + 1) * frequency < SAMPLE_RATE / 2)
-    tone = np.asarray(tone, dtype=np.float32) / max(sum(partials), 1e-6)
+    harmonics = [w * np.sin((k + 1) * phase) for k, w in enumerate(partials) if (k + 1) * frequency < SAMPLE_RATE / 2]
+    tone = np.asarray(sum(harmonics), dtype=np.float32) / max(sum(partials), 1e-6)
     if breath:
-        noise = rng.normal(0, 1, n).astype(np.float32)
-        noise = np.convolve(noise, np.ones(8, dtype=np.float32) / 8, mode="same")
-        tone += breath * noise
+        noise = np.convolve(rng.normal(0, 1, n).astype(np.float32), np.ones(8, dtype=np.float32) / 8, mode="same")
+        tone = tone + breath * noise
     return tone * _envelope(n, int(0.03 * SAMPLE_RATE), int(0.05 * SAMPLE_RATE))
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import studio
+from studio.core.models import ModelSpec
 from studio.core.paths import StudioPaths, resources_dir
 from studio.core.settings import Settings
 from studio.engines.fingerprint import WeightFingerprints
-from studio.engines.models import ModelCatalog, ModelSpec
+from studio.engines.library import ModelCatalog
 from studio.gallery.credentials import ContentCredentials
 from studio.gallery.store import GalleryStore
 from studio.runtime.worker import Worker
@@ -67,6 +68,7 @@ def open_services(paths: StudioPaths) -> Services:
         embed_prompts=lambda: bool(settings.get("embed_prompts")),
         sign_outputs=lambda: bool(settings.get("sign_outputs")),
         credentials=installation_credentials(paths),
+        ai_training=lambda: str(settings.get("ai_training")),
     )
     worker = Worker(
         store=store,

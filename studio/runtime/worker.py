@@ -1,9 +1,13 @@
 """One worker thread that runs jobs in order, one at a time, on the device it owns.
 
 ``submit`` returns a job id at once; events about the job reach every subscriber on the
-worker thread (the Qt bridge moves them to the GUI thread). Engines are imported on this
-thread, so the window is up before torch is touched. Every failure becomes an ``error``
-event and the worker takes the next job.
+worker thread (the Qt bridge moves them to the GUI thread). Engines — one per model format,
+found through ``studio.engines.registry`` — are imported on this thread, so the window is up
+before torch is touched. Every failure becomes an ``error`` event and the worker takes the next
+job.
+
+Describing a model (``describe_model``) reads config files only, so it runs on a side lane of its
+own: picking another model during a long render updates the tab's controls at once.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gc
-import importlib
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -20,27 +24,43 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import studio
-from studio.core.errors import JobCancelled, ModelError, NotSupportedYet, StudioError
+from studio.core.capabilities import ModelInfo
+from studio.core.errors import JobCancelled, ModelError, StudioError
 from studio.core.events import EventKind, JobEvent
+from studio.core.files import first_line
+from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
 from studio.core.requests import MAX_SEED, Request
+from studio.engines import registry
 from studio.engines.base import RunContext
 from studio.runtime.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 
-# Engines by kind, as "module:Class", imported on the worker thread when first needed.
-ENGINE_PATHS: dict[str, str] = {
-    "text": "studio.engines.text:TextEngine",
-    "image": "studio.engines.image:ImageEngine",
-    "music": "studio.engines.music:MusicEngine",
-}
-
 Listener = Callable[[JobEvent], None]
+
+
+class Catalog(Protocol):
+    """Where the worker finds models (``studio.engines.library.ModelCatalog``, or a stand-in in tests)."""
+
+    def resolve(self, ref: str) -> ModelSpec: ...
+
+
+class Store(Protocol):
+    """Where outputs are saved (``studio.gallery.store.GalleryStore``)."""
+
+    def save(self, output: Any, record: ProvenanceRecord) -> Any: ...
+
+
+class Fingerprints(Protocol):
+    """The weights' sha256 (``studio.engines.fingerprint.WeightFingerprints``)."""
+
+    def of_model(self, path: Path) -> str: ...
 
 
 @dataclass
@@ -59,19 +79,25 @@ class Worker:
     def __init__(
         self,
         *,
-        store: Any,
-        catalog: Any,
+        store: Store,
+        catalog: Catalog,
         runtime_options: Callable[[], dict[str, Any]] = dict,
         engines: dict[str, Any] | None = None,
         log_file: str = "",
-        fingerprints: Any = None,
+        fingerprints: Fingerprints | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         # Read before each job: "device", "memory_mode" and "compile_models", as the settings hold them.
         self._runtime_options = runtime_options
         self._fingerprints = fingerprints
+        # Engines by model format; ``engines`` replaces some (tests).
         self._engines: dict[str, Any] = dict(engines or {})
+        # Held while the model libraries may be imported for the first time — creating an engine,
+        # checking and loading a model, describing one. diffusers and transformers replace their
+        # module in ``sys.modules`` with a lazy one at the end of their first import; a second
+        # thread importing from them meanwhile gets "cannot import name …". Generating runs outside it.
+        self._library_lock = threading.RLock()
         self._log_file = log_file
         self._listeners: list[Listener] = []
         self._queue: collections.deque[_Job] = collections.deque()
@@ -84,8 +110,11 @@ class Worker:
         self.cache = ModelCache()
         self._device: Any = None
         self.device_info: dict[str, Any] | None = None  # the last device report, for late listeners
+        self._side_tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="studio-worker", daemon=True)
+        self._side_lane = threading.Thread(target=self._side_loop, name="studio-side-lane", daemon=True)
         self._thread.start()
+        self._side_lane.start()
 
     # -- called from any thread -------------------------------------------------
 
@@ -104,18 +133,23 @@ class Worker:
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._report_device(job, preload_engines)))
 
     def describe_model(self, ref: str) -> str:
-        """Ask what a model offers (schedulers, sizes…) without loading its weights: a ``model_info`` event."""
-        return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._describe(job, ref)))
+        """Ask what a model offers without loading its weights: a ``model_info`` event whose result
+        is a ``ModelInfo``. Runs on the side lane, never behind a render."""
+        job_id = _new_job_id()
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the worker has shut down")
+        self._side_tasks.put(lambda: self._describe(job_id, ref))
+        return job_id
 
-    def keep_partial(self, job_id: str) -> str | None:
-        """Save what a job kept in memory (stopped text, or an output whose save failed); the id of
-        the saving job (``finished`` with ``info['keep_of']``), or None if nothing is kept."""
+    def save_kept_output(self, job_id: str) -> str | None:
+        """Save what a job kept in memory — a stopped text the user wants, or an output whose save
+        failed (full disk) — as a job of its own: its id (``finished`` with ``info['keep_of']``), or
+        None if nothing is kept for ``job_id``."""
         with self._cond:
             if job_id not in self._partials:
                 return None
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
-
-    retry_save = keep_partial
 
     def cancel(self, job_id: str) -> bool:
         """Drop a queued job at once, or ask the running one to stop. False if unknown."""
@@ -147,8 +181,9 @@ class Worker:
 
     @property
     def queued_count(self) -> int:
+        """Generation jobs waiting (not the worker's own tasks, not model descriptions)."""
         with self._cond:
-            return len(self._queue)
+            return sum(1 for job in self._queue if job.request is not None)
 
     @property
     def busy(self) -> bool:
@@ -166,8 +201,11 @@ class Worker:
         self.cancel_all()
         with self._cond:
             self._cond.notify_all()
+        self._side_tasks.put(None)
+        started = time.monotonic()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        self._side_lane.join(max(0.1, timeout - (time.monotonic() - started)))
+        return not self._thread.is_alive() and not self._side_lane.is_alive()
 
     # -- the worker thread --------------------------------------------------------
 
@@ -210,9 +248,10 @@ class Worker:
         assert job.request is not None
         request = job.request
         if request.seed is None:
-            request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
+            request = dataclasses.replace(request, seed=secrets.randbelow(MAX_SEED + 1))
         kind = request.kind
-        self._emit(JobEvent(EventKind.STARTED, job.id, info={"kind": kind, "seed": request.seed}))
+        started = {"kind": kind, "seed": request.seed, "model": request.model}
+        self._emit(JobEvent(EventKind.STARTED, job.id, info=started))
         try:
             if job.cancel.is_set():
                 raise JobCancelled()
@@ -250,19 +289,22 @@ class Worker:
             raise ModelError(
                 f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {request.kind} model"
             )
-        engine = self._engine(request.kind)
-        check = getattr(engine, "check", None)
-        if check is not None:
-            check(spec, request)  # bad sizes, unreadable input files: refused before anything loads
-        device = self._device_choice()
+        with self._library_lock:
+            engine = self._engine(spec)
+            # Refused before anything loads: an input the model cannot take (from its capabilities),
+            # then what the engine itself checks (sizes, unreadable files).
+            engine.describe(spec).refuse_unused_inputs(request)
+            engine.check(spec, request)
+            device = self._device_choice()
         ctx = RunContext(job.id, self._emit, job.cancel)
         try:
-            model = self.cache.get(
-                request.kind, (str(spec.path), device.key), lambda: engine.load(spec, device), engine.unload
-            )
+            with self._library_lock:
+                model = self.cache.get(
+                    request.kind, (str(spec.path), device.key), lambda: engine.load(spec, device), engine.unload
+                )
             job.load_s = self.cache.last_load_s
             ctx.raise_if_cancelled()
-            result = engine.generate(model, request, ctx)
+            result: EngineResult = engine.generate(model, request, ctx)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -281,16 +323,15 @@ class Worker:
                 result = dataclasses.replace(result, model={**result.model, "sha256": digest})
         return result
 
-    def _engine(self, kind: str) -> Any:
-        engine = self._engines.get(kind)
-        if engine is None:
-            path = ENGINE_PATHS.get(kind)
-            if path is None:
-                raise NotSupportedYet(f"{kind} generation is not supported yet in this version of Studio")
-            module_name, class_name = path.split(":")
-            engine = getattr(importlib.import_module(module_name), class_name)()
-            self._engines[kind] = engine
-        return engine
+    def _engine(self, spec: ModelSpec) -> Any:
+        return self._engine_of_format(spec.format)
+
+    def _engine_of_format(self, fmt: str) -> Any:
+        with self._library_lock:
+            engine = self._engines.get(fmt)
+            if engine is None:
+                engine = self._engines[fmt] = registry.create_engine(fmt)
+            return engine
 
     def _device_choice(self) -> Any:
         from studio.engines.devices import choose_device
@@ -368,13 +409,13 @@ class Worker:
         self._emit(JobEvent(EventKind.DEVICE, job.id, result=info))
         if preload_engines:
             started = time.perf_counter()
-            for kind in ENGINE_PATHS:
+            for fmt in registry.ENGINES:
                 try:
-                    warm_up = getattr(self._engine(kind), "warm_up", None)
+                    warm_up = getattr(self._engine_of_format(fmt), "warm_up", None)
                     if warm_up is not None:
                         warm_up()
-                except Exception:  # a broken install shows up when that kind is used, with its message
-                    log.exception("preloading the %s engine failed", kind)
+                except Exception:  # a broken install shows up when that format is used, with its message
+                    log.exception("preloading the %s engine failed", fmt)
             log.info("engines imported in %.1f s", time.perf_counter() - started)
             # Torch, transformers, diffusers and Qt leave ~450,000 long-lived objects; a full
             # collection walks them all (~0.25 s holding the interpreter: a visible freeze of the
@@ -382,28 +423,40 @@ class Worker:
             # out of the collector's sight; objects made later are collected as usual.
             gc.freeze()
 
-    def _describe(self, job: _Job, ref: str) -> None:
-        info: dict[str, Any] = {"model": ref}
+    def _side_loop(self) -> None:
+        while (task := self._side_tasks.get()) is not None:
+            try:
+                task()
+            except BaseException:  # nothing may kill the lane
+                log.exception("a side task failed")
+
+    def _describe(self, job_id: str, ref: str) -> None:
+        with self._library_lock:
+            info = self._model_info(ref)
+        self._emit(JobEvent(EventKind.MODEL_INFO, job_id, result=info))
+
+    def _model_info(self, ref: str) -> ModelInfo:
         try:
-            from studio.engines.models import library_problem, suggested_defaults
+            from studio.engines.library import library_problem
 
             spec = self._catalog.resolve(ref)
-            info.update(spec.to_dict(), suggested_defaults=suggested_defaults(spec))
-            problem = library_problem(spec)
-            if problem:
-                info.update(runnable=False, reason=problem)
-            describe = getattr(self._engine(spec.kind), "describe", None) if spec.runnable and not problem else None
-            if describe is not None:
-                info.update(describe(spec))
+            problem = library_problem(spec) if spec.runnable else ""
+            if spec.runnable and not problem:
+                info: ModelInfo = self._engine(spec).describe(spec)
+            else:
+                info = ModelInfo(
+                    ref, spec.id, spec.name, spec.kind, spec.format, spec.family, str(spec.path), False,
+                    problem or spec.reason, hint=str(spec.details.get("hint", "")),
+                )  # fmt: skip
+            return dataclasses.replace(info, ref=ref)
         except Exception as exc:  # a model that cannot be described still leaves the worker running
             log.info("describing %s failed: %s", ref, exc)
-            info["error"] = _first_line(exc)
-        self._emit(JobEvent(EventKind.MODEL_INFO, job.id, result=info))
+            return ModelInfo(ref, runnable=False, reason=first_line(exc))
 
     def _emit_unexpected(self, job: _Job, kind: str, exc: BaseException) -> None:
         log.error("job %s (%s) failed", job.id, kind, exc_info=exc)
         where = f" Details are in {self._log_file}." if self._log_file else ""
-        message = f"{kind} generation failed: {type(exc).__name__}: {_first_line(exc)}.{where}"
+        message = f"{kind} generation failed: {type(exc).__name__}: {first_line(exc)}.{where}"
         detail = "".join(traceback.format_exception(exc))
         self._emit(JobEvent(EventKind.ERROR, job.id, error=message, detail=detail, info={"kind": kind}))
 
@@ -424,8 +477,3 @@ def _summary(result: EngineResult, request: Request) -> dict[str, Any]:
 
 def _new_job_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else "no message"

@@ -1,4 +1,5 @@
-"""Images from local diffusers pipelines: text-to-image, image-to-image, live previews, cancel.
+"""Images from local diffusers pipelines (format ``diffusers-image``): text-to-image, image-to-image,
+live previews, cancel.
 
 One pipeline is loaded per model; the image-to-image pipeline is built from its components
 (``from_pipe``) when first asked for, so it costs no second load. Memory options (CPU offload,
@@ -21,14 +22,16 @@ import torch
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
 from diffusers.utils import logging as diffusers_logging
 
+from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest, JobCancelled, ModelError
+from studio.core.files import file_sha256, first_line
+from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
-from studio.engines import patterns
-from studio.engines.base import RunContext
+from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, free_memory_bytes, library_versions
-from studio.engines.fingerprint import file_sha256
-from studio.engines.models import ModelSpec, check_image_size, image_size_range, safetensors_parameter_bytes
+from studio.engines.library.safetensors_files import safetensors_parameter_bytes
+from studio.engines.registry import DIFFUSERS_IMAGE
 
 log = logging.getLogger(__name__)
 diffusers_logging.disable_progress_bar()  # progress reaches the user as events, not on stderr
@@ -78,47 +81,53 @@ def accepts(pipe: Any, name: str) -> bool:
     return name in inspect.signature(pipe.__call__).parameters
 
 
-class ImageEngine:
+class DiffusersImageEngine:
+    format = DIFFUSERS_IMAGE
     kind = "image"
 
     # -- before loading -------------------------------------------------------------
 
     def check(self, spec: ModelSpec, request: ImageRequest) -> None:
         """Refuse what cannot work before any weights load: sizes and the starting image."""
-        if spec.details.get("class") == patterns.FORMAT:
-            patterns.check(request)
-            return
         check_image_size(spec, request.width, request.height)
         if request.init_image:
             _read_init_image(request.init_image, request.width, request.height)
 
-    def describe(self, spec: ModelSpec) -> dict[str, Any]:
+    def describe(self, spec: ModelSpec) -> ModelInfo:
         """What the panel offers for this model, read from its config files (no weights)."""
         import diffusers
 
-        if spec.details.get("class") == patterns.FORMAT:
-            return patterns.describe()
-        info: dict[str, Any] = {"native_size": spec.details.get("native_size", 512)}
-        info["size_range"] = list(image_size_range(spec))
         folder = Path(spec.details.get("config") or spec.path)  # a single file reads its family's folder
-        scheduler_name = _json(folder / "scheduler" / "scheduler_config.json").get("_class_name", "")
-        scheduler_cls = getattr(diffusers, str(scheduler_name), None)
+        scheduler_name = str(_json(folder / "scheduler" / "scheduler_config.json").get("_class_name", ""))
+        scheduler_cls = getattr(diffusers, scheduler_name, None)
         # ``compatibles`` is an instance property; the class method behind it needs no instance.
-        compatibles = scheduler_cls._get_compatibles() if hasattr(scheduler_cls, "_get_compatibles") else []
-        info["default_scheduler"] = scheduler_name
-        info["schedulers"] = sorted({c.__name__ for c in compatibles} | ({scheduler_name} if scheduler_name else set()))
-        pipeline_cls = getattr(diffusers, str(spec.details.get("class", "")), None)
-        info["negative_prompt"] = pipeline_cls is not None and accepts(pipeline_cls, "negative_prompt")
-        info["image_to_image"] = _has_image_to_image(pipeline_cls)
-        return info
+        list_compatibles = getattr(scheduler_cls, "_get_compatibles", None)
+        compatibles = list_compatibles() if list_compatibles is not None else []
+        schedulers = sorted({c.__name__ for c in compatibles} | ({scheduler_name} if scheduler_name else set()))
+        pipeline_cls = getattr(diffusers, spec.model_class, None)
+        uses = {Control.STEPS, Control.GUIDANCE, Control.SCHEDULER}
+        if pipeline_cls is not None and accepts(pipeline_cls, "negative_prompt"):
+            uses.add(Control.NEGATIVE_PROMPT)
+        if _has_image_to_image(pipeline_cls):
+            uses.add(Control.IMAGE_INPUT)
+        reasons = {
+            Control.NEGATIVE_PROMPT: f"{spec.name} ({spec.model_class}) takes no negative prompt",
+            Control.IMAGE_INPUT: f"{spec.name} ({spec.model_class}) cannot start from an image",
+            Control.MASK: "repainting a masked region is not in this version of Studio yet",
+        }
+        return model_info(
+            spec,
+            uses,
+            reasons,
+            native_size=int(spec.details.get("native_size") or 512),
+            size_range=image_size_range(spec),
+            schedulers=tuple(schedulers),
+            default_scheduler=scheduler_name,
+        )
 
     # -- loading ----------------------------------------------------------------------
 
-    def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedPipeline | patterns.LoadedPatternModel:
-        if spec.details.get("class") == patterns.FORMAT:
-            return patterns.load(spec, device)
-        if spec.kind != "image" or not spec.runnable:
-            raise ModelError(f"cannot load {spec.name} as an image model: {spec.reason or spec.kind}")
+    def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedPipeline:
         try:
             if spec.details.get("single_file"):
                 import diffusers
@@ -136,7 +145,7 @@ class ImageEngine:
                     dtype=device.dtype,
                 )
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise ModelError(f"cannot load {spec.name} as an image pipeline: {str(exc).splitlines()[0][:300]}") from exc
+            raise ModelError(f"cannot load {spec.name} as an image pipeline: {first_line(exc)}") from exc
         pipe.set_progress_bar_config(disable=True)
         loaded = LoadedPipeline(spec, device, pipe, pipe.scheduler)
         loaded.offloaded = self._should_offload(spec, device)
@@ -179,9 +188,7 @@ class ImageEngine:
             loaded.compiled = True
             loaded.notes.append("the first image after loading is slow while torch.compile builds kernels")
 
-    def unload(self, loaded: LoadedPipeline | patterns.LoadedPatternModel) -> None:
-        if isinstance(loaded, patterns.LoadedPatternModel):
-            return  # nothing held: the network is drawn anew for each image
+    def unload(self, loaded: LoadedPipeline) -> None:
         if loaded.offloaded:
             loaded.pipe.remove_all_hooks()
         loaded.pipe.to("cpu")
@@ -189,11 +196,7 @@ class ImageEngine:
 
     # -- generating ----------------------------------------------------------------------
 
-    def generate(
-        self, loaded: LoadedPipeline | patterns.LoadedPatternModel, request: ImageRequest, ctx: RunContext
-    ) -> EngineResult:
-        if isinstance(loaded, patterns.LoadedPatternModel):
-            return patterns.generate(loaded, request, ctx, library_versions())
+    def generate(self, loaded: LoadedPipeline, request: ImageRequest, ctx: RunContext) -> EngineResult:
         pipe = self._pipeline_for(loaded, request)
         pipe.scheduler = self._scheduler(loaded, request.scheduler)
         self._configure_vae(loaded, pipe, request)
@@ -350,6 +353,26 @@ def _read_init_image(path: str, width: int, height: int) -> Any:
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     return image
+
+
+def image_size_range(spec: ModelSpec) -> tuple[int, int]:
+    """The smallest and largest side worth asking of this pipeline: a quarter to four times its native size."""
+    native = int(spec.details.get("native_size") or 512)
+    low = max(8, (native // 4) // 8 * 8)
+    return low, native * 4
+
+
+def check_image_size(spec: ModelSpec, width: int, height: int) -> None:
+    """Refuse a size far outside what the model was trained for, before anything loads."""
+    low, high = image_size_range(spec)
+    native = spec.details.get("native_size", 512)
+    for name, value in (("width", width), ("height", height)):
+        if not low <= value <= high:
+            raise InvalidRequest(
+                name,
+                f"{name} {value} is far from the {native}×{native} that {spec.name} was trained for; "
+                f"use {low} to {high}",
+            )
 
 
 def _has_image_to_image(pipeline_cls: Any) -> bool:

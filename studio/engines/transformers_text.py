@@ -1,9 +1,12 @@
-"""Text generation with local transformers causal language models: streaming, stop, seeds."""
+"""Text generation with local transformers causal language models (format ``transformers-text``):
+chat template or plain continuation, streaming, stop, seeds."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,12 +14,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, 
 from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as transformers_logging
 
+from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import ModelError
+from studio.core.files import first_line
+from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import TextRequest
-from studio.engines.base import RunContext
+from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, library_versions
-from studio.engines.models import ModelSpec
+from studio.engines.registry import TRANSFORMERS_TEXT
 
 transformers_logging.disable_progress_bar()  # progress reaches the user as events, not on stderr
 
@@ -108,14 +114,26 @@ class _EventStreamer(BaseStreamer):
         return "".join(self.chunks)
 
 
-class TextEngine:
+class TransformersTextEngine:
+    format = TRANSFORMERS_TEXT
     kind = "text"
 
+    def check(self, spec: ModelSpec, request: TextRequest) -> None:
+        pass  # every field applies; the context length is checked once the prompt is tokenised
+
+    def describe(self, spec: ModelSpec) -> ModelInfo:
+        """Chat or base model and context length, from the tokenizer and model configs (no weights)."""
+        chat = has_chat_template(spec.path)
+        reasons = {
+            Control.SYSTEM_PROMPT: (
+                f"{spec.name} is a base model (no chat template): it continues the prompt, so write instructions "
+                "into the prompt itself"
+            )
+        }
+        uses = [c for c in Control if c is not Control.SYSTEM_PROMPT or chat]
+        return model_info(spec, uses, reasons, chat=chat, context_length=_context_length(spec.path))
+
     def load(self, spec: ModelSpec, device: DeviceChoice) -> LoadedTextModel:
-        if spec.kind != "text":
-            raise ModelError(f"{spec.name} is not a text model ({spec.reason or spec.kind or 'unknown kind'})")
-        if not spec.runnable:
-            raise ModelError(f"cannot load {spec.name}: {spec.reason}")
         try:
             tokenizer = AutoTokenizer.from_pretrained(spec.path, local_files_only=True, trust_remote_code=False)
             model = AutoModelForCausalLM.from_pretrained(
@@ -126,8 +144,8 @@ class TextEngine:
                 dtype=device.dtype,
             )
         except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"cannot load {spec.name} as a text model: {_first_line(exc)}") from exc
-        model.to(device.device).eval()
+            raise ModelError(f"cannot load {spec.name} as a text model: {first_line(exc)}") from exc
+        model.to(device.device).eval()  # type: ignore[arg-type]  # transformers types .to() for PreTrainedModel only
         if device.compile_models and device.device == "cuda":
             # A static KV cache gives the decode step fixed shapes; generate() then compiles the forward
             # itself (its compile_config, CUDA graphs included) and copies the outputs it keeps. Wrapping
@@ -216,7 +234,7 @@ class TextEngine:
                 )
             except Exception as exc:  # Jinja errors: some templates refuse a system role
                 if not request.system.strip():
-                    raise ModelError(f"the model's chat template failed: {_first_line(exc)}") from exc
+                    raise ModelError(f"the model's chat template failed: {first_line(exc)}") from exc
                 notes.append("the chat template refused a system prompt; it was put before the prompt")
                 merged = [{"role": "user", "content": f"{request.system}\n\n{request.prompt}"}, *messages[2:]]
                 encoded = tokenizer.apply_chat_template(
@@ -224,13 +242,32 @@ class TextEngine:
                 )
             return dict(encoded)
         if request.system.strip():
-            notes.append("a base model has no chat template: the system prompt was put before the prompt")
-            text = f"{request.system}\n\n{request.prompt}"
-        else:
-            text = request.prompt
-        return dict(tokenizer(text + request.continue_from, return_tensors="pt"))
+            # A base model continues text: a system prompt would only become part of that text.
+            notes.append("a base model has no chat template: the system prompt was left out (it continues the prompt)")
+        return dict(tokenizer(request.prompt + request.continue_from, return_tensors="pt"))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+def has_chat_template(folder: Path) -> bool:
+    """Whether the tokenizer in ``folder`` carries a chat template (in its config or a file of its own)."""
+    folder = Path(folder)
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get("chat_template"))
+
+
+def _context_length(folder: Path) -> int:
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    if not isinstance(config, dict):
+        return 0
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
