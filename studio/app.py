@@ -10,7 +10,7 @@ from studio.cli import build_parser, main_cli
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["--download-child"]:  # the installed app runs its download child through itself
-        from studio.runtime.download import main as download_main
+        from studio.runtime.download_child import main as download_main
 
         return download_main(raw[1:])
     args = build_parser().parse_args(argv)

@@ -7,7 +7,7 @@ import sys
 
 from local_hub import LocalHub
 
-from studio.runtime.download import verify_snapshot
+from studio.runtime.download_child import verify_snapshot
 
 
 def _cli(*args, data_dir, env):

@@ -59,21 +59,21 @@ def test_install_desktop_puts_everything_in_the_xdg_places_and_uninstall_removes
 
 
 def test_the_frozen_app_starts_its_download_child_through_itself(monkeypatch):
-    from studio.runtime import downloads
+    from studio.runtime import download_manager
 
-    assert downloads.download_command("owner/name")[1:3] == ["-m", "studio.runtime.download"]
+    assert download_manager.download_command("owner/name")[1:3] == ["-m", "studio.runtime.download_child"]
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/Studio/Studio")
-    assert downloads.download_command("owner/name", "abc") == [
+    assert download_manager.download_command("owner/name", "abc") == [
         "/opt/Studio/Studio", "--download-child", "owner/name", "--revision", "abc"
     ]  # fmt: skip
 
 
 def test_the_download_child_argument_reaches_the_downloader(monkeypatch):
-    from studio.runtime import download
+    from studio.runtime import download_child
 
     seen = []
-    monkeypatch.setattr(download, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(download_child, "main", lambda argv: seen.append(argv) or 0)
     from studio.app import main
 
     assert main(["--download-child", "owner/name"]) == 0 and seen == [["owner/name"]]

@@ -1,9 +1,10 @@
 """Downloading a model from the Hugging Face Hub — only when the user turned online mode on.
 
-Runs as its own process (``python -m studio.runtime.download REPO_ID``) so the app process never
-opens a connection: the window and the command line start it and read its progress, one JSON
-object per line on stdout. Only safetensors weights and small text files are fetched; partial
-downloads resume; every weight blob is checked against its sha256 after download.
+Runs as its own process (``python -m studio.runtime.download_child REPO_ID``; the parent side is
+``download_manager.py``) so the app process never opens a connection: the window and the command
+line start it and read its progress, one JSON object per line on stdout. Only safetensors weights
+and small text files are fetched; partial downloads resume; every weight blob is checked against
+its sha256 after download.
 
 ``HF_ENDPOINT`` picks another hub (a mirror, or a local test server).
 """
@@ -11,13 +12,15 @@ downloads resume; every weight blob is checked against its sha256 after download
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from studio.core.files import file_sha256, first_line
 
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.md", "*.tiktoken", "tokenizer*", "*.jinja"]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -27,20 +30,20 @@ def _emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def _progress_class():
+def _progress_class() -> type[Any]:
     from tqdm.auto import tqdm
 
-    class JsonProgress(tqdm):
+    class JsonProgress(tqdm):  # type: ignore[misc]  # tqdm ships no type information: its class is Any
         """Reports bytes as JSON lines, at most ten times a second."""
 
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = False
             kwargs["file"] = open(os.devnull, "w")
             super().__init__(*args, **kwargs)
             self._last = 0.0
 
-        def update(self, n=1):
-            result = super().update(n)
+        def update(self, n: float | None = 1) -> bool | None:
+            result: bool | None = super().update(n)
             now = time.monotonic()
             if now - self._last > 0.1 or (self.total and self.n >= self.total):
                 self._last = now
@@ -57,13 +60,8 @@ def verify_snapshot(snapshot: Path) -> list[str]:
         if not file.is_file():
             continue
         blob = file.resolve()
-        if _SHA256.fullmatch(blob.name):
-            digest = hashlib.sha256()
-            with blob.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            if digest.hexdigest() != blob.name:
-                bad.append(str(file.relative_to(snapshot)))
+        if _SHA256.fullmatch(blob.name) and file_sha256(blob) != blob.name:
+            bad.append(str(file.relative_to(snapshot)))
     return bad
 
 
@@ -94,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = download(args.repo_id, args.revision, args.cache_dir)
     except Exception as exc:  # network, missing repo, disk: one clear line for the caller
-        _emit(event="error", message=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        _emit(event="error", message=f"{type(exc).__name__}: {first_line(exc, empty='')}")
         return 1
     bad = verify_snapshot(folder)
     if bad:

@@ -1,4 +1,5 @@
-"""Starting a model download in its own process and following its progress (see ``download.py``)."""
+"""Starting a model download in its own process and following its progress (the child is
+``download_child.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class DownloadFailed(Exception):
@@ -21,7 +23,7 @@ def download_command(repo_id: str, revision: str | None = None) -> list[str]:
     if getattr(sys, "frozen", False):  # the PyInstaller build: sys.executable is Studio itself
         command = [sys.executable, DOWNLOAD_CHILD_ARG, repo_id]
     else:
-        command = [sys.executable, "-m", "studio.runtime.download", repo_id]
+        command = [sys.executable, "-m", "studio.runtime.download_child", repo_id]
     return [*command, "--revision", revision] if revision else command
 
 
@@ -32,7 +34,7 @@ def download_environment() -> dict[str, str]:
     return env
 
 
-def parse_line(line: str) -> dict | None:
+def parse_line(line: str) -> dict[str, Any] | None:
     try:
         event = json.loads(line)
     except ValueError:

@@ -14,6 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
+from studio.core.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 160
@@ -45,9 +47,7 @@ def make_thumbnail(source: Path, kind: str, target: Path, side: int = THUMB_SIDE
     else:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.tmp")
-    picture.save(temp, format="PNG")
-    temp.replace(target)
+    atomic_write(target, lambda temp: picture.save(temp, format="PNG"), prefix=".thumbnail-")
     return True
 
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QWidget
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+from studio.core.media_types import INPUT_IMAGE_SUFFIXES
 
 
 def qimage_from_array(pixels) -> QImage:
@@ -25,7 +25,7 @@ def dropped_image_path(mime) -> Path | None:
     for url in mime.urls():
         if url.isLocalFile():
             path = Path(url.toLocalFile())
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            if path.suffix.lower() in INPUT_IMAGE_SUFFIXES and path.is_file():
                 return path
     return None
 
