@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub(commands, "verify", "check a file's provenance and whether it was changed")
     verify.add_argument("file", metavar="FILE")
+    training = sub(gallery_commands, "ai-training", "say whether an item may be used to train AI (its own choice)")
+    training.add_argument("id", metavar="ID")
+    training.add_argument("choice", choices=("allowed", "not_allowed", "not_stated"))
+    regenerate = sub(
+        commands, "regenerate", "run an item's recorded request again and prove the output identical (or say why not)"
+    )
+    regenerate.add_argument("item", metavar="ID_OR_FILE", help="a gallery item id, or a file Studio made")
+    regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
     return parser
 
 
@@ -167,6 +175,10 @@ def run_command(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.command == "gallery" and args.action == "export":
             return _gallery_export(args, services)
+        if args.command == "gallery" and args.action == "ai-training":
+            return _gallery_ai_training(args, services)
+        if args.command == "regenerate":
+            return _regenerate(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
     finally:
@@ -176,7 +188,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def default_model(specs: list[Any], kind: str) -> str:
     """The model a job of ``kind`` uses when none is named: the user's own before a starter."""
-    from studio.engines.models import preferred_order
+    from studio.core.models import preferred_order
 
     runnable = [spec for spec in preferred_order(specs) if spec.kind == kind and spec.runnable]
     return str(runnable[0].path) if runnable else ""
@@ -219,6 +231,16 @@ def _request_from_args(args: argparse.Namespace) -> Request:
     )
 
 
+def _note_ignored_options(event: JobEvent, request: Request, progress: _Progress) -> None:
+    """Say which options the model does not read (from its ``ModelInfo``), on stderr."""
+    if event.kind is not EventKind.MODEL_INFO or event.result is None:
+        return
+    for name, why in event.result.ignored_fields(request):
+        progress.finish()
+        option = "--continue" if name == "audio_prompt" else f"--{name.replace('_', '-')}"
+        print(f"studio: note: {option} is ignored: {why}", file=sys.stderr)
+
+
 def _gen(args: argparse.Namespace, services: Any) -> int:
     if not args.model:
         from studio.runtime.services import make_catalog
@@ -229,6 +251,9 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     request = _request_from_args(args)
     events: queue.Queue[JobEvent] = queue.Queue()
     services.worker.subscribe(events.put)
+    # What the model uses, asked on the worker's side lane while the job starts: options the model
+    # would ignore get a note (the window greys those controls out instead).
+    described = services.worker.describe_model(request.model)
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
     progress = _Progress(sys.stderr, enabled=not stream_text)
@@ -237,6 +262,10 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
+                continue
+            if event.job_id == described:
+                _note_ignored_options(event, request, progress)
+                described = ""
                 continue
             if event.job_id != job_id:
                 continue
@@ -253,6 +282,17 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
         print("studio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     progress.finish()
+    outcome = event
+    deadline = time.monotonic() + 5
+    while described and time.monotonic() < deadline:  # a quick job can end before its model is described
+        try:
+            event = events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if event.job_id == described:
+            _note_ignored_options(event, request, progress)
+            described = ""
+    event = outcome
     if event.kind is EventKind.CANCELLED:
         print("studio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
@@ -322,7 +362,7 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
     if args.check:
         from dataclasses import replace
 
-        from studio.engines.models import library_problem
+        from studio.engines.library import library_problem
 
         checked = [(spec, library_problem(spec)) for spec in specs]
         specs = [replace(spec, runnable=False, reason=problem) if problem else spec for spec, problem in checked]
@@ -337,7 +377,7 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
 
 def _models_download(args: argparse.Namespace, paths: StudioPaths) -> int:
     from studio.core.settings import Settings
-    from studio.runtime.downloads import DownloadFailed, run_download
+    from studio.runtime.download_manager import DownloadFailed, run_download
 
     if not Settings.load(paths.settings_file).get("online"):
         raise InvalidRequest(
@@ -377,6 +417,55 @@ def _gallery_export(args: argparse.Namespace, services: Any) -> int:
     return EXIT_OK
 
 
+def _gallery_ai_training(args: argparse.Namespace, services: Any) -> int:
+    item = services.store.set_ai_training(args.id, args.choice)
+    _out(args, item.to_dict() | {"ai_training": args.choice}, f"{item.id}: AI training {args.choice}  {item.path}")
+    return EXIT_OK
+
+
+def _regenerate(args: argparse.Namespace, services: Any) -> int:
+    """Exit 0 when the regenerated output is identical to the item's, 1 when it differs."""
+    from studio.engines.fingerprint import WeightFingerprints
+    from studio.runtime.regenerate import load_record, original_hash_note, regenerate
+    from studio.runtime.services import make_catalog
+
+    record, original = load_record(args.item, services.store, services.store.credentials)
+    settings = services.settings
+    progress = _Progress(sys.stderr, enabled=not args.json)
+
+    def on_event(event: JobEvent) -> None:
+        if event.kind is EventKind.PROGRESS:
+            progress.update(event.step, event.total)
+
+    try:
+        report = regenerate(
+            record,
+            original,
+            catalog=make_catalog(settings),
+            fingerprints=WeightFingerprints(services.paths.cache / "weight-digests.json"),
+            runtime_options={n: settings.get(n) for n in ("device", "memory_mode", "compile_models", "precision")},
+            store=services.store,
+            keep=args.keep,
+            on_event=on_event,
+        )
+    finally:
+        progress.finish()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print(f"{record.id} ({record.kind}) with {report.model.get('name', '?')}: {report.explanation}")
+        print(f"  original     {report.original_sha256}")
+        print(f"  regenerated  {report.regenerated_sha256}")
+        for difference in report.differences:
+            print(f"  differs: {difference}")
+        note = original_hash_note(report)
+        if note:
+            print(f"  {note}")
+        if report.kept is not None:
+            print(f"  kept as {report.kept.id}  {report.kept.path}")
+    return EXIT_OK if report.identical else EXIT_FAILED
+
+
 def _settings(args: argparse.Namespace, paths: StudioPaths) -> int:
     from studio.core.settings import Settings
 
@@ -408,7 +497,7 @@ def _settings(args: argparse.Namespace, paths: StudioPaths) -> int:
 
 
 def _models_add(args: argparse.Namespace, services: Any) -> int:
-    from studio.engines.models import ModelCatalog
+    from studio.engines.library import ModelCatalog
 
     folder = Path(args.path).expanduser().resolve()
     if not folder.is_dir():
@@ -430,13 +519,15 @@ def _models_add(args: argparse.Namespace, services: Any) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from studio.gallery.verify import verify_file
+    from studio.gallery.verify import training_words, verify_file
     from studio.runtime.services import installation_credentials
 
     report = verify_file(Path(args.file), installation_credentials(StudioPaths.resolve(args.data_dir)))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
+        if report.summary:
+            print(f"{report.path.name}: {report.summary}")
         if report.record is not None:
             record = report.record
             print(f"record: {record.id} ({record.kind}) from the {report.record_source}")
@@ -444,15 +535,23 @@ def _verify(args: argparse.Namespace) -> int:
             if record.prompt:
                 print(f"  prompt: {record.prompt[:200]}")
         if report.foreign is not None:
-            print(f"parameters written by {report.foreign['tool']}:")
+            print(
+                f"parameters written by {report.foreign['tool']}"
+                + (" (read by sd-parsers):" if report.foreign.get("reader") else ":")
+            )
             print(f"  prompt: {report.foreign.get('prompt', '')[:200]}")
             for key, value in list(report.foreign.get("settings", {}).items())[:12]:
                 print(f"  {key}: {value}")
         if report.expected_sha256:
             print("content: " + ("unchanged since saving" if not report.hash_mismatch else "CHANGED since saving"))
+        if report.content_matches is not None:
+            shown = "matches its record" if report.content_matches else "DIFFERS from its record"
+            print(f"decoded content (pixels, samples or text): {shown}")
         if report.credentials is not None:
             signer = f", signed by {report.credentials.signer}" if report.credentials.signer else ""
             print(f"content credentials (C2PA): {report.credentials.state}{signer}")
+        if report.record is not None or report.stated_by_marking or report.ai_training != "not_stated":
+            print(f"AI training: {training_words(report.ai_training)}")
         for problem in report.problems:
             print(f"problem: {problem}")
         for note in report.notes:

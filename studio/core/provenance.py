@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 SCHEMA = "studio.provenance/1"
+# Whether an output may be used to train AI (the ``ai_training`` setting, or an item's own choice).
+AI_TRAINING_CHOICES = ("not_stated", "allowed", "not_allowed")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -41,8 +43,21 @@ class ProvenanceRecord:
     output: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None
     schema: str = SCHEMA
+    # A derivative (an export in another format, a kept regeneration): {"id", "sha256", "operation": {...}}
+    # of the item it was made from. None for an output made by a model.
+    derived_from: dict[str, Any] | None = None
+    # "allowed" / "not_allowed" / "not_stated" for AI training and data mining; "" when never decided.
+    ai_training: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        data = self._base_dict()
+        if self.derived_from is not None:
+            data["derived_from"] = dict(self.derived_from)
+        if self.ai_training:
+            data["ai_training"] = self.ai_training
+        return data
+
+    def _base_dict(self) -> dict[str, Any]:
         return {
             "schema": self.schema,
             "id": self.id,
@@ -76,12 +91,20 @@ class ProvenanceRecord:
         parent = data.get("parent")
         if parent is not None and not isinstance(parent, str):
             raise ValueError("provenance record field 'parent' must be text")
+        derived = data.get("derived_from")
+        if derived is not None and not isinstance(derived, dict):
+            raise ValueError("provenance record field 'derived_from' must be an object")
+        training = data.get("ai_training", "")
+        if training not in ("", *AI_TRAINING_CHOICES):
+            raise ValueError(f"provenance record field 'ai_training' must be one of {AI_TRAINING_CHOICES}")
         return cls(
             id=data["id"],
             kind=data["kind"],
             created_at=data["created_at"],
             parent=parent,
             schema=SCHEMA,
+            derived_from=derived,
+            ai_training=training,
             **maps,
         )
 

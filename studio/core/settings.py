@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from studio.core.files import atomic_write_text
+from studio.core.provenance import AI_TRAINING_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,16 @@ SETTINGS: tuple[Setting, ...] = (
         _is_bool,
     ),
     Setting(
+        "ai_training",
+        "not_stated",
+        "AI training",
+        "Whether your outputs may be used to train AI or be mined for data: written into each new file "
+        "(C2PA training-and-data-mining assertion, XMP PLUS DataMining). not_stated says nothing; each gallery "
+        "item can override it.",
+        _is_str,
+        choices=AI_TRAINING_CHOICES,
+    ),
+    Setting(
         "precision",
         "auto",
         "Precision",
@@ -224,16 +235,7 @@ class Settings:
         if self.path is None:
             raise ValueError("these settings have no file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, sort_keys=True), prefix=".settings-")
 
 
 def _copy(value: Any) -> Any:

@@ -20,21 +20,25 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from studio.core.media_types import SIGNABLE_MIME
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
-# Formats c2pa can embed a manifest in; OGG and text are covered by the sidecar only.
-SIGNABLE_MIME = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".wav": "audio/wav",
-    ".flac": "audio/flac",
-    ".mp3": "audio/mpeg",
-}
 RECORD_ASSERTION = "org.studio.provenance"
+# The training-and-data-mining assertion: C2PA 1.x had it as ``c2pa.training-mining``; since C2PA 2.0 it
+# is the Creator Assertions Working Group's (CAWG 1.1), the label and entry names c2pa-rs passes through.
+TRAINING_ASSERTION = "cawg.training-mining"
+_LEGACY_TRAINING_ASSERTION = "c2pa.training-mining"
+_TRAINING_USE = {"allowed": "allowed", "not_allowed": "notAllowed"}
+_TRAINING_ENTRIES = {
+    "allowed": ("cawg.ai_training", "cawg.ai_generative_training", "cawg.data_mining"),
+    "not_allowed": ("cawg.ai_training", "cawg.ai_generative_training"),
+}
 _OFFLINE = {
     "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
     "builder": {"thumbnail": {"enabled": False}},
@@ -51,6 +55,9 @@ class CredentialReport:
     signer: str = ""
     record: dict[str, Any] | None = None
     source_type: str = ""
+    actions: list[str] = field(default_factory=list)  # c2pa.created, c2pa.opened, c2pa.transcoded …
+    parents: list[str] = field(default_factory=list)  # titles of the parentOf ingredients
+    ai_training: str = "not_stated"  # from the training-and-data-mining assertion
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +65,9 @@ class CredentialReport:
             "problems": list(self.problems),
             "signer": self.signer,
             "source_type": self.source_type,
+            "actions": list(self.actions),
+            "parents": list(self.parents),
+            "ai_training": self.ai_training,
         }
 
 
@@ -155,40 +165,65 @@ class ContentCredentials:
 
     # -- signing ------------------------------------------------------------------
 
-    def sign(self, source: Path, dest: Path, record: dict[str, Any]) -> None:
-        """Write ``source`` signed to ``dest``: a created action (AI-generated), the model, the record."""
+    def sign(
+        self,
+        source: Path,
+        dest: Path,
+        record: dict[str, Any],
+        *,
+        parent: Path | None = None,
+        action: str = "c2pa.transcoded",
+    ) -> None:
+        """Write ``source`` signed to ``dest``: a created action (AI-generated), the model, the record,
+        and the training permission the record states. With ``parent`` (a derivative: an export in
+        another format) the original file is the ``parentOf`` ingredient — its own manifest travels
+        along — and the actions are ``c2pa.opened`` (it) then ``action``."""
         import c2pa
 
         mime = SIGNABLE_MIME[source.suffix.lower()]
         chain, key = self._ensure_keys()
         model = record.get("model", {}) if isinstance(record.get("model"), dict) else {}
         app = f"{self.app_name} {self.app_version}".strip()
+        agent = {"name": self.app_name, "version": self.app_version}
+        if parent is None:
+            actions: list[dict[str, Any]] = [
+                {
+                    "action": "c2pa.created",
+                    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+                    "softwareAgent": agent,
+                    "description": f"generated with {app} from the model {model.get('name', '')}",
+                }
+            ]
+        else:
+            operation = (record.get("derived_from") or {}).get("operation", {})
+            what = operation.get("format", "") if isinstance(operation, dict) else ""
+            actions = [
+                {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
+                {"action": action, "softwareAgent": agent, "description": f"exported by {app} as {what}".strip()},
+            ]
+        assertions: list[dict[str, Any]] = [
+            {"label": "c2pa.actions.v2", "data": {"actions": actions}},
+            {"label": RECORD_ASSERTION, "data": record},
+        ]
+        training = str(record.get("ai_training") or "")
+        if training in _TRAINING_ENTRIES:
+            use = {"use": _TRAINING_USE[training]}
+            entries = {name: dict(use) for name in _TRAINING_ENTRIES[training]}
+            assertions.append({"label": TRAINING_ASSERTION, "data": {"entries": entries}})
         manifest = {
             "claim_generator_info": [{"name": self.app_name, "version": self.app_version}],
             "title": source.name,
-            "assertions": [
-                {
-                    "label": "c2pa.actions.v2",
-                    "data": {
-                        "actions": [
-                            {
-                                "action": "c2pa.created",
-                                "digitalSourceType": (
-                                    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-                                ),
-                                "softwareAgent": {"name": self.app_name, "version": self.app_version},
-                                "description": f"generated with {app} from the model {model.get('name', '')}",
-                            }
-                        ]
-                    },
-                },
-                {"label": RECORD_ASSERTION, "data": record},
-            ],
+            "assertions": assertions,
         }
         context = c2pa.Context.from_dict(_OFFLINE)
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, key, None))
         try:
             with c2pa.Builder(manifest, context=context) as builder:
+                if parent is not None:
+                    parent_mime = SIGNABLE_MIME.get(parent.suffix.lower(), "application/octet-stream")
+                    original = {"title": parent.name, "relationship": "parentOf", "label": "parent"}
+                    with parent.open("rb") as stream:
+                        builder.add_ingredient(json.dumps(original), parent_mime, stream)
                 ingredient = {
                     "title": str(model.get("name") or model.get("id") or "model"),
                     "relationship": "inputTo",
@@ -240,16 +275,42 @@ def _report(state: str, data: dict[str, Any]) -> CredentialReport:
     signature = active.get("signature_info", {}) or {}
     report.signer = str(signature.get("common_name") or signature.get("issuer") or "")
     for assertion in active.get("assertions", []):
-        if assertion.get("label") == RECORD_ASSERTION:
-            report.record = assertion.get("data")
-        elif str(assertion.get("label", "")).startswith("c2pa.actions"):
-            for action in assertion.get("data", {}).get("actions", []):
+        label = str(assertion.get("label", ""))
+        data = assertion.get("data")
+        if label == RECORD_ASSERTION:
+            report.record = data if isinstance(data, dict) else None
+        elif label.startswith("c2pa.actions") and isinstance(data, dict):
+            for action in data.get("actions", []):
+                if not isinstance(action, dict):
+                    continue
+                report.actions.append(str(action.get("action", "")))
                 if action.get("action") == "c2pa.created":
                     report.source_type = str(action.get("digitalSourceType", ""))
+        elif label in (TRAINING_ASSERTION, _LEGACY_TRAINING_ASSERTION) and isinstance(data, dict):
+            report.ai_training = _training_choice(data)
+    for ingredient in active.get("ingredients", []) or []:
+        if isinstance(ingredient, dict) and ingredient.get("relationship") == "parentOf":
+            report.parents.append(str(ingredient.get("title", "")))
     return report
 
 
-def _key_usage(*, cert_sign: bool):
+def _training_choice(data: dict[str, Any]) -> str:
+    """``not_allowed`` when any AI-training entry says notAllowed, ``allowed`` when they allow it."""
+    entries = data.get("entries", data)  # early writers put the entries at the top level
+    uses = {
+        str(name).split(".", 1)[-1]: str(value.get("use", ""))
+        for name, value in (entries.items() if isinstance(entries, dict) else [])
+        if isinstance(value, dict)
+    }
+    training = [uses.get(name, "") for name in ("ai_training", "ai_generative_training")]
+    if "notAllowed" in training:
+        return "not_allowed"
+    if "allowed" in training:
+        return "allowed"
+    return "not_stated"
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     from cryptography import x509
 
     return x509.KeyUsage(

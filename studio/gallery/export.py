@@ -9,12 +9,19 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from studio.core.errors import StudioError
-from studio.gallery.credentials import SIGNABLE_MIME, ContentCredentials
-from studio.gallery.metadata import marking_for, write_audio, write_image, write_text
+from studio.core.media_types import EXPORT_FORMATS, MIME_TYPES, SIGNABLE_MIME
+from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
+from studio.gallery.content import file_digest, read_text_body
+from studio.gallery.credentials import ContentCredentials
+from studio.gallery.metadata import Marking, marking_for, write_audio, write_image, write_text
 
-FORMATS = {"image": (".png", ".jpg", ".webp"), "music": (".flac", ".wav", ".ogg", ".mp3"), "text": (".md", ".txt")}
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+
+FORMATS = EXPORT_FORMATS  # the export dialog imports it from here
 DEFAULT_PATTERN = "{date}_{prompt}_{seed}"
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))}
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -48,7 +55,7 @@ def safe_filename(stem: str, suffix: str = "") -> str:
     return text + suffix
 
 
-def render_name(pattern: str, item) -> str:
+def render_name(pattern: str, item: GalleryItem) -> str:
     """Fill ``{date}``, ``{time}``, ``{prompt}``, ``{seed}``, ``{model}``, ``{id}``, ``{kind}`` from an item."""
     record = item.record
     prompt = " ".join(record.prompt.split())[:80]
@@ -64,7 +71,9 @@ def render_name(pattern: str, item) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), pattern or DEFAULT_PATTERN)
 
 
-def export_items(items: Iterable, options: ExportOptions, credentials: ContentCredentials | None = None) -> list[Path]:
+def export_items(
+    items: Iterable[GalleryItem], options: ExportOptions, credentials: ContentCredentials | None = None
+) -> list[Path]:
     """Write each item into ``options.folder``; returns the files written. Nothing lands half-written."""
     folder = Path(options.folder)
     try:
@@ -99,45 +108,103 @@ def export_items(items: Iterable, options: ExportOptions, credentials: ContentCr
     return written
 
 
-def _write(item, dest: Path, suffix: str, options: ExportOptions, credentials: ContentCredentials | None) -> None:
+def _write(
+    item: GalleryItem, dest: Path, suffix: str, options: ExportOptions, credentials: ContentCredentials | None
+) -> None:
     if options.with_metadata and suffix == item.path.suffix.lower():
         shutil.copyfile(item.path, dest)  # the very file: its record, hash and credentials stay valid
         return
     strip = not options.with_metadata
-    marking = marking_for(item.record, strip=strip)
     sign = options.with_metadata and options.sign and credentials is not None and suffix in SIGNABLE_MIME
     plain = dest.with_name(dest.name + ".plain" + suffix) if sign else dest
     try:
-        if item.kind == "image":
-            from PIL import Image
-
-            with Image.open(item.path) as image:
-                image.load()
-                marking = marking_for(item.record, strip=strip, image_size=image.size)
-                write_image(image, plain, marking, suffix)
-        elif item.kind == "music":
-            import soundfile
-
-            samples, rate = soundfile.read(item.path, dtype="float32", always_2d=True)
-            write_audio(samples, rate, plain, marking, suffix)
-        else:
-            write_text(text_body(item.path), plain, marking, suffix)
+        if strip:
+            _encode(item, plain, suffix, marking_for(item.record, strip=True))
+            return
+        # Another format is a derivative with a record of its own: made from the item (its id and
+        # sha256), by which operation, and what the new file shows (its content digest, read back
+        # from a first encoding: a lossy encoder decides the pixels or samples).
+        derived = derivative_record(item, suffix, dest.name)
+        _encode(item, plain, suffix, marking_for(derived))
+        content = file_digest(plain)
+        if content:
+            derived = _with_output(derived, content_sha256=content)
+            _encode(item, plain, suffix, marking_for(derived))
         if sign:
             assert credentials is not None
-            credentials.sign(plain, dest, marking.record or {})
+            credentials.sign(plain, dest, marking_for(derived).record or {}, parent=item.path)
     finally:
         if plain != dest:
             plain.unlink(missing_ok=True)
 
 
+def derivative_record(item: GalleryItem, suffix: str, file_name: str) -> ProvenanceRecord:
+    """The record of an exported copy in another format: parent, operation, the original's hashes."""
+    record = item.record
+    attachments = [
+        {**entry, "file": Path(file_name).with_suffix(Path(str(entry.get("file", ""))).suffix).name}
+        for entry in record.output.get("attachments", []) or []
+        if isinstance(entry, dict) and isinstance(entry.get("file"), str)
+    ]
+    kept = ("width", "height", "sample_rate", "channels", "duration_s", "characters", "index")
+    output: dict[str, Any] = {k: record.output[k] for k in kept if k in record.output}
+    output["mime"] = MIME_TYPES.get(suffix, "application/octet-stream")
+    if attachments:
+        output["attachments"] = attachments
+    return ProvenanceRecord(
+        id=new_item_id(),
+        kind=record.kind,
+        created_at=utc_now_iso(),
+        app=dict(record.app),
+        model=dict(record.model),
+        request=dict(record.request),
+        runtime=dict(record.runtime),
+        output=output,
+        parent=item.id,
+        derived_from={
+            "id": item.id,
+            "sha256": str(record.output.get("sha256", "")),
+            "content_sha256": str(record.output.get("content_sha256", "")),
+            "file": item.path.name,
+            "operation": {
+                "action": "c2pa.transcoded",
+                "format": suffix.lstrip("."),
+                "from_format": item.path.suffix.lower().lstrip("."),
+                "metadata": "kept",
+            },
+        },
+        ai_training=record.ai_training,
+    )
+
+
+def _with_output(record: ProvenanceRecord, **values: Any) -> ProvenanceRecord:
+    return ProvenanceRecord.from_dict({**record.to_dict(), "output": {**record.output, **values}})
+
+
+def _encode(item: GalleryItem, dest: Path, suffix: str, marking: Marking) -> None:
+    if item.kind == "image":
+        from PIL import Image
+
+        with Image.open(item.path) as image:
+            image.load()
+            if marking.record is not None:
+                record = ProvenanceRecord.from_dict(marking.record)
+                marking = marking_for(record, image_size=image.size)
+            write_image(image, dest, marking, suffix)
+    elif item.kind == "music":
+        import soundfile
+
+        # 16-bit integers, not floats: libsndfile reads int16 / 32768 but writes floats × 32767, so a
+        # float round trip would change every loud sample of a lossless copy.
+        samples, rate = soundfile.read(item.path, dtype="int16", always_2d=True)
+        write_audio(samples, rate, dest, marking, suffix)
+    else:
+        write_text(text_body(item.path), dest, marking, suffix)
+
+
 def text_body(path: Path) -> str:
     """A Markdown output's text without its front matter."""
-    text = path.read_text(encoding="utf-8")
-    if text.startswith("---\n"):
-        end = text.find("\n---\n", 4)
-        if end != -1:
-            return text[end + 5 :].lstrip("\n")
-    return text
+    return read_text_body(path)
 
 
 def _unique(folder: Path, name: str) -> Path:

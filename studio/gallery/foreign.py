@@ -1,7 +1,8 @@
-"""What images from other tools say about themselves: A1111 / Forge, ComfyUI and InvokeAI.
+"""What images from other tools say about themselves: A1111 / Forge, ComfyUI, Fooocus, InvokeAI, NovelAI.
 
-Read-only and defensive: these come from outside, so sizes are bounded and malformed
-values give None rather than an error.
+sd-parsers reads them first (``import_readers.py``); the small hand-written reader below is the
+fallback for what it does not claim. Read-only and defensive: these come from outside, so sizes are
+bounded and malformed values give None rather than an error.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from studio.core.media_types import IMAGE_SUFFIXES
 from studio.gallery.a1111 import parse_parameters
+from studio.gallery.import_readers import read_generation_metadata
 
 _MAX_TEXT = 1_000_000
 _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
@@ -18,8 +21,11 @@ _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
 
 def read_foreign_metadata(path: Path) -> dict[str, Any] | None:
     """{"tool", "prompt", "negative", "settings"} from another tool's image, or None."""
-    if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+    if Path(path).suffix.lower() not in IMAGE_SUFFIXES:
         return None
+    read = read_generation_metadata(path)
+    if read is not None:
+        return read
     try:
         from PIL import Image
 
@@ -31,7 +37,8 @@ def read_foreign_metadata(path: Path) -> dict[str, Any] | None:
     parameters = text.get("parameters") or comment
     if parameters and len(parameters) <= _MAX_TEXT:
         parsed = parse_parameters(parameters)
-        return {"tool": "A1111", **parsed}
+        studio_made = str(parsed.get("settings", {}).get("Version", "")).startswith("Studio")
+        return {"tool": "Studio" if studio_made else "A1111", **parsed}
     if "prompt" in text or "workflow" in text:
         return _comfyui(text.get("prompt", ""), text.get("workflow", ""))
     if "invokeai_metadata" in text:

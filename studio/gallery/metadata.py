@@ -18,29 +18,32 @@ from typing import Any
 from studio.core.outputs import GeneratedOutput
 from studio.core.provenance import ProvenanceRecord
 from studio.gallery.a1111 import format_parameters
-from studio.gallery.xmp import DIGITAL_SOURCE_TYPE, build_xmp, record_from_xmp
+from studio.gallery.xmp import (
+    DIGITAL_SOURCE_TYPE,
+    ai_training_from_xmp,
+    build_xmp,
+    read_xmp_fields,
+    record_from_xmp,
+)
 
 RECORD_KEY = "studio_provenance"
+_STATED = ("allowed", "not_allowed")
 _FRONT_MATTER_PREFIX = f"{RECORD_KEY}: "
 _TAG = RECORD_KEY.upper()
 
-IMAGE_FORMATS = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
-AUDIO_FORMATS = {".flac": "audio/flac", ".wav": "audio/wav", ".ogg": "audio/ogg", ".mp3": "audio/mpeg"}
-TEXT_FORMATS = {".md": "text/markdown", ".txt": "text/plain"}
-MIME_TYPES = {**IMAGE_FORMATS, ".jpeg": "image/jpeg", **AUDIO_FORMATS, **TEXT_FORMATS}
 # EXIF UserComment with this 8-byte prefix is UTF-16 text: how A1111 stores its parameters in JPEG/WebP.
 _EXIF_UNICODE = b"UNICODE\x00"
 _EXIF_IFD, _USER_COMMENT, _SOFTWARE = 0x8769, 0x9286, 0x0131
 
 __all__ = [
     "DIGITAL_SOURCE_TYPE",
-    "MIME_TYPES",
     "RECORD_KEY",
     "EncodedFormat",
     "Marking",
     "encode",
     "marking_for",
     "read_embedded_record",
+    "read_marking",
     "write_audio",
     "write_image",
     "write_text",
@@ -64,6 +67,7 @@ class Marking:
     app: str = "Studio"
     model_name: str = ""
     model_version: str = ""
+    ai_training: str = ""  # "allowed" / "not_allowed" are written (also when stripped); "not_stated" is not
 
     @property
     def record_json(self) -> str:
@@ -86,8 +90,9 @@ def marking_for(
     app = f"{record.app.get('name', 'Studio')} {record.app.get('version', '')}".strip()
     model_name = str(record.model.get("name") or record.model.get("id") or "")
     model_version = str(record.model.get("revision") or (record.model.get("sha256") or "")[:12])
+    training = record.ai_training
     if strip:
-        return Marking(None, app=app)
+        return Marking(None, app=app, ai_training=training)
     data = record.to_dict()
     parameters = ""
     if not embed_prompt:
@@ -99,7 +104,7 @@ def marking_for(
         data["prompt_embedded"] = False
     elif record.kind == "image":
         parameters = _a1111_parameters(record, image_size)
-    return Marking(data, parameters, app, model_name, model_version)
+    return Marking(data, parameters, app, model_name, model_version, training)
 
 
 def _a1111_parameters(record: ProvenanceRecord, image_size: tuple[int, int] | None) -> str:
@@ -131,7 +136,7 @@ def encode(output: GeneratedOutput, record: ProvenanceRecord, embed_prompt: bool
 
         image = output.data if isinstance(output.data, Image.Image) else Image.fromarray(output.data)
         marking = marking_for(record, embed_prompt=embed_prompt, image_size=image.size)
-        facts = {"width": image.width, "height": image.height}
+        facts: dict[str, Any] = {"width": image.width, "height": image.height}
         return EncodedFormat(".png", "image/png", lambda p: write_image(image, p, marking, ".png"), facts)
     if output.kind == "music":
         marking = marking_for(record, embed_prompt=embed_prompt)
@@ -148,19 +153,30 @@ def encode(output: GeneratedOutput, record: ProvenanceRecord, embed_prompt: bool
 
 def write_text(text: str, path: Path, marking: Marking, suffix: str = ".md") -> None:
     if suffix == ".txt":
-        path.write_text(text, encoding="utf-8")  # plain text has nowhere to put metadata: the sidecar does
+        with path.open("w", encoding="utf-8", newline="") as handle:  # written as generated, no newline translation
+            handle.write(text)  # plain text has nowhere to put metadata: the sidecar does
         return
     lines = ["---"]
     if marking.record is not None:
         lines.append(f"{_FRONT_MATTER_PREFIX}{marking.record_json}")
-    lines += [f"digital_source_type: {DIGITAL_SOURCE_TYPE}", "---", "", ""]
-    path.write_text("\n".join(lines) + text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+    lines.append(f"digital_source_type: {DIGITAL_SOURCE_TYPE}")
+    if marking.ai_training in _STATED:
+        lines.append(f"ai_training: {marking.ai_training}")
+    lines += ["---", "", ""]
+    with path.open("w", encoding="utf-8", newline="") as handle:  # the text exactly as generated
+        handle.write("\n".join(lines) + text + ("" if text.endswith("\n") else "\n"))
 
 
 def write_image(image: Any, path: Path, marking: Marking, suffix: str = ".png", quality: int = 92) -> None:
     from PIL import Image, PngImagePlugin
 
-    xmp = build_xmp(marking.record, app=marking.app, model_name=marking.model_name, model_version=marking.model_version)
+    xmp = build_xmp(
+        marking.record,
+        app=marking.app,
+        model_name=marking.model_name,
+        model_version=marking.model_version,
+        ai_training=marking.ai_training,
+    )
     if suffix == ".png":
         info = PngImagePlugin.PngInfo()
         if marking.parameters:
@@ -194,6 +210,8 @@ def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: s
     container, subtype = formats[suffix]
     soundfile.write(path, samples, rate, format=container, subtype=subtype)
     fields = {"DIGITAL_SOURCE_TYPE": DIGITAL_SOURCE_TYPE, "ENCODER": marking.app}
+    if marking.ai_training in _STATED:
+        fields["AI_TRAINING"] = marking.ai_training
     if marking.record is not None:
         fields[_TAG] = marking.record_json
         fields["STUDIO_ID"] = str(marking.record.get("id", ""))
@@ -207,11 +225,21 @@ def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: s
         _write_id3(path, suffix, fields)
 
 
-def _write_vorbis_comments(path: Path, suffix: str, fields: dict[str, str]) -> None:
+def _open_audio(path: Path, suffix: str) -> Any:
+    """mutagen's file object for an audio file Studio writes, by ``suffix``. Typed Any: mutagen's
+    classes are not annotated, and it types a FLAC file's tags as possibly a bare metadata block."""
     from mutagen.flac import FLAC
+    from mutagen.mp3 import MP3
     from mutagen.oggvorbis import OggVorbis
+    from mutagen.wave import WAVE
 
-    audio = FLAC(path) if suffix == ".flac" else OggVorbis(path)
+    # mutagen.File() gives None for a plain WAV: each format is opened by its own class.
+    classes: dict[str, Callable[[Path], Any]] = {".flac": FLAC, ".ogg": OggVorbis, ".wav": WAVE, ".mp3": MP3}
+    return classes[suffix](path)
+
+
+def _write_vorbis_comments(path: Path, suffix: str, fields: dict[str, str]) -> None:
+    audio = _open_audio(path, suffix)
     if audio.tags is None:
         audio.add_tags()
     for key, value in fields.items():
@@ -221,18 +249,18 @@ def _write_vorbis_comments(path: Path, suffix: str, fields: dict[str, str]) -> N
 
 def _write_id3(path: Path, suffix: str, fields: dict[str, str]) -> None:
     from mutagen.id3 import TSSE, TXXX
-    from mutagen.mp3 import MP3
-    from mutagen.wave import WAVE
 
-    # mutagen.File() gives None for a plain WAV: open it as WAVE directly.
-    audio = WAVE(path) if suffix == ".wav" else MP3(path)
+    # mutagen's frame classes are not annotated: constructors taking keywords.
+    encoder_frame: Callable[..., Any] = TSSE
+    text_frame: Callable[..., Any] = TXXX
+    audio = _open_audio(path, suffix)
     if audio.tags is None:
         audio.add_tags()
     for key, value in fields.items():
         if key == "ENCODER":
-            audio.tags.add(TSSE(encoding=3, text=[value]))
+            audio.tags.add(encoder_frame(encoding=3, text=[value]))
         else:
-            audio.tags.add(TXXX(encoding=3, desc=key, text=[value]))
+            audio.tags.add(text_frame(encoding=3, desc=key, text=[value]))
     audio.save()
 
 
@@ -287,47 +315,64 @@ def _read_image(path: Path) -> dict[str, Any] | None:
 
 
 def _read_vorbis(path: Path) -> dict[str, Any] | None:
-    from mutagen.flac import FLAC
-    from mutagen.oggvorbis import OggVorbis
-
-    audio = FLAC(path) if path.suffix.lower() == ".flac" else OggVorbis(path)
+    audio = _open_audio(path, path.suffix.lower())
     values = audio.tags.get(_TAG) if audio.tags else None
     return _as_dict(json.loads(values[0])) if values else None
 
 
 def _read_id3(path: Path) -> dict[str, Any] | None:
-    from mutagen.mp3 import MP3
-    from mutagen.wave import WAVE
-
-    audio = WAVE(path) if path.suffix.lower() == ".wav" else MP3(path)
+    audio = _open_audio(path, path.suffix.lower())
     frame = audio.tags.get(f"TXXX:{_TAG}") if audio.tags else None
     return _as_dict(json.loads(frame.text[0])) if frame else None
 
 
-def read_tags(path: Path) -> dict[str, str]:
-    """Plain tags a file carries (for the details view and for verify of files not made here)."""
-    try:
-        suffix = Path(path).suffix.lower()
-        if suffix in (".flac", ".ogg"):
-            from mutagen.flac import FLAC
-            from mutagen.oggvorbis import OggVorbis
-
-            audio = FLAC(path) if suffix == ".flac" else OggVorbis(path)
-            return {k.upper(): v for k, v in (audio.tags or {}).items() if k.upper() != _TAG}
-        if suffix in (".wav", ".mp3"):
-            from mutagen.mp3 import MP3
-            from mutagen.wave import WAVE
-
-            audio = WAVE(path) if suffix == ".wav" else MP3(path)
-            return {
-                (frame.desc if frame.FrameID == "TXXX" else frame.FrameID): str(frame.text[0])
-                for frame in (audio.tags or {}).values()
-                if getattr(frame, "text", None) and getattr(frame, "desc", "") != _TAG
-            }
-    except Exception:
-        return {}
-    return {}
-
-
 def _as_dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
+
+
+def read_marking(path: Path) -> dict[str, str]:
+    """The plain marking a file carries besides any record — what a stripped export keeps:
+    ``digital_source_type``, ``creator_tool`` and ``ai_training`` (``not_stated`` when absent)."""
+    found: dict[str, str] = {}
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix in (".png", ".jpg", ".jpeg", ".webp"):
+            from PIL import Image
+
+            with Image.open(path) as image:
+                text = dict(getattr(image, "text", {}) or {}) if image.format == "PNG" else {}
+                packet = text.get("XML:com.adobe.xmp") or image.info.get("xmp")
+            fields = read_xmp_fields(packet) if packet else {}
+            found["digital_source_type"] = fields.get("Iptc4xmpExt:DigitalSourceType", "")
+            found["creator_tool"] = fields.get("xmp:CreatorTool", "")
+            found["ai_training"] = ai_training_from_xmp(fields)
+        elif suffix in (".flac", ".ogg"):
+            tags = _open_audio(Path(path), suffix).tags or {}
+            for key, name in (("DIGITAL_SOURCE_TYPE", "digital_source_type"), ("ENCODER", "creator_tool")):
+                values = tags.get(key)
+                found[name] = str(values[0]) if values else ""
+            values = tags.get("AI_TRAINING")
+            found["ai_training"] = str(values[0]) if values else ""
+        elif suffix in (".wav", ".mp3"):
+            tags = _open_audio(Path(path), suffix).tags
+            frame = tags.get("TXXX:DIGITAL_SOURCE_TYPE") if tags else None
+            found["digital_source_type"] = str(frame.text[0]) if frame else ""
+            frame = tags.get("TSSE") if tags else None
+            found["creator_tool"] = str(frame.text[0]) if frame else ""
+            frame = tags.get("TXXX:AI_TRAINING") if tags else None
+            found["ai_training"] = str(frame.text[0]) if frame else ""
+        elif suffix == ".md":
+            with Path(path).open("r", encoding="utf-8") as handle:
+                if handle.readline().rstrip("\n") == "---":
+                    for _ in range(64):
+                        line = handle.readline(8 * 1024 * 1024).rstrip("\n")
+                        if not line or line == "---":
+                            break
+                        key, _sep, value = line.partition(": ")
+                        if key in ("digital_source_type", "ai_training"):
+                            found[key] = value
+    except Exception:  # malformed files from outside: nothing to report
+        return {}
+    if found.get("ai_training") not in _STATED:
+        found["ai_training"] = "not_stated"
+    return {k: v for k, v in found.items() if v}

@@ -11,6 +11,7 @@ crash leaves no item or a whole one. Deleting moves an item into ``trash/``, fro
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -19,7 +20,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,19 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import StudioError
+from studio.core.files import atomic_write, file_sha256_and_size, fsync_folder
+from studio.core.media_types import ATTACHMENT_MIME, KIND_BY_SUFFIX, MIME_TYPES, SIGNABLE_MIME
 from studio.core.outputs import GeneratedOutput
-from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
-from studio.gallery.credentials import SIGNABLE_MIME, ContentCredentials
+from studio.core.provenance import AI_TRAINING_CHOICES, ProvenanceRecord, new_item_id, utc_now_iso
+from studio.gallery.content import output_digest, read_text_body
+from studio.gallery.credentials import ContentCredentials
 from studio.gallery.foreign import read_foreign_metadata
-from studio.gallery.metadata import MIME_TYPES, encode, marking_for, read_embedded_record
+from studio.gallery.metadata import encode, marking_for, read_embedded_record
 
 log = logging.getLogger(__name__)
 
 INDEX_SCHEMA_VERSION = 3
 _TMP_PREFIX = ".partial-"
 TRASH = "trash"
-# Companion files an output may carry (``GeneratedOutput.attachments``), saved as ``<id><suffix>``.
-ATTACHMENT_MIME = {".mid": "audio/midi"}
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,17 @@ class GalleryStore:
         embed_prompts: Callable[[], bool] = lambda: True,
         sign_outputs: Callable[[], bool] = lambda: False,
         credentials: ContentCredentials | None = None,
+        ai_training: Callable[[], str] = lambda: "not_stated",
     ) -> None:
         self.root = Path(root)
+        self._ai_training = ai_training
         self.root.mkdir(parents=True, exist_ok=True)
         self.index_path = self.root / "index.sqlite3"
         self._embed_prompts = embed_prompts
         self._sign_outputs = sign_outputs
         self.credentials = credentials
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: builtins.list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         with self._transaction() as db:
             outdated = _create_schema(db)
@@ -125,6 +128,12 @@ class GalleryStore:
         ]
         if attachments:
             record = dataclasses.replace(record, output={**record.output, "attachments": attachments})
+        if not record.ai_training:
+            chosen = self._ai_training()
+            record = dataclasses.replace(record, ai_training=chosen if chosen in AI_TRAINING_CHOICES else "not_stated")
+        # What the file will show (pixels, samples, text), hashed: embedded and signed with the record, so
+        # a copy re-encoded elsewhere, or regenerated, can be compared by content (gallery/content.py).
+        record = dataclasses.replace(record, output={**record.output, "content_sha256": output_digest(output)})
         encoded = encode(output, record, embed_prompt=self._embed_prompts())
         final = folder / f"{record.id}{encoded.suffix}"
         credentials = "none"
@@ -134,14 +143,14 @@ class GalleryStore:
             if self._should_sign(final):
                 write, credentials = self._signed(encoded.write, record), "c2pa"
             try:
-                _atomic_write(final, write)
+                atomic_write(final, write, prefix=_TMP_PREFIX)
             except SigningFailed as exc:
                 log.warning("content credentials could not be added to %s: %s", final.name, exc.__cause__)
                 credentials = f"none (signing failed: {str(exc.__cause__)[:200]})"
-                _atomic_write(final, encoded.write)
+                atomic_write(final, encoded.write, prefix=_TMP_PREFIX)
             for suffix, data in output.attachments.items():
-                _atomic_write(final.with_suffix(suffix), lambda p, data=data: p.write_bytes(data))
-            digest, size = _sha256_of(final)
+                atomic_write(final.with_suffix(suffix), _bytes_writer(data), prefix=_TMP_PREFIX)
+            digest, size = file_sha256_and_size(final)
             full = ProvenanceRecord.from_dict(
                 {
                     **record.to_dict(),
@@ -194,10 +203,10 @@ class GalleryStore:
         still matches it; any other file gets a new record from what it states (A1111, ComfyUI…)."""
         source = Path(source)
         suffix = source.suffix.lower()
-        kind = _KIND_BY_SUFFIX.get(suffix)
+        kind = KIND_BY_SUFFIX.get(suffix)
         if kind is None or not source.is_file():
             raise StudioError(f"cannot import {source.name}: not an image, audio or text file Studio reads")
-        digest, size = _sha256_of(source)
+        digest, size = file_sha256_and_size(source)
         record = self._own_record(source, digest)
         if record is not None and self.get(record.id, include_deleted=True) is not None:
             existing = self.get(record.id, include_deleted=True)
@@ -208,7 +217,7 @@ class GalleryStore:
         final = self.root / record.created_at[:10] / f"{record.id}{'.jpg' if suffix == '.jpeg' else suffix}"
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(final, lambda p: shutil.copyfile(source, p))
+            atomic_write(final, lambda p: shutil.copyfile(source, p), prefix=_TMP_PREFIX)
             output = {**record.output, "file": final.name, "mime": MIME_TYPES[suffix], "sha256": digest, "bytes": size}
             companions = _import_companions(source, final, record.output.get("attachments"))
             if companions:
@@ -248,7 +257,9 @@ class GalleryStore:
 
     # -- annotations, trash --------------------------------------------------
 
-    def annotate(self, item_id: str, *, favourite: bool | None = None, tags: list[str] | None = None) -> GalleryItem:
+    def annotate(
+        self, item_id: str, *, favourite: bool | None = None, tags: builtins.list[str] | None = None
+    ) -> GalleryItem:
         """Mark an item as a favourite or set its tags; kept in its sidecar, so rebuild keeps them."""
         item = self.get(item_id, include_deleted=True)
         if item is None:
@@ -265,7 +276,52 @@ class GalleryStore:
             _insert(db, updated, self.root, deleted=self._is_deleted(db, item_id))
         return updated
 
-    def delete(self, item_ids: list[str]) -> list[str]:
+    def set_ai_training(self, item_id: str, choice: str) -> GalleryItem:
+        """This item's own answer to "may it train AI?": the file is written again with the new
+        marking (XMP PLUS DataMining, the C2PA assertion, re-signed) — the same pixels, samples or
+        text, so its content digest stays; its file hash changes and the record says so."""
+        if choice not in AI_TRAINING_CHOICES:
+            raise StudioError(f"AI training must be one of {', '.join(AI_TRAINING_CHOICES)}, not {choice!r}")
+        item = self.get(item_id, include_deleted=True)
+        if item is None:
+            raise StudioError(f"no gallery item {item_id}")
+        suffix = item.path.suffix.lower()
+        if suffix not in (".png", ".flac", ".wav", ".md"):
+            raise StudioError(
+                f"{item.path.name} is a {suffix} file: rewriting it would re-encode it with loss. Export it "
+                "after changing the setting instead."
+            )
+        record = dataclasses.replace(item.record, ai_training=choice)
+        # What the file embeds cannot state the file's own hash: as at saving, the record without it.
+        saved_facts = ("file", "sha256", "bytes", "content_credentials")
+        unsaved = {k: v for k, v in record.output.items() if k not in saved_facts}
+        embedded = dataclasses.replace(record, output=unsaved)
+        output = _decoded_output(item)
+        encoded = encode(output, embedded, embed_prompt=self._embed_prompts())
+        write = encoded.write
+        credentials = "none"
+        if self._should_sign(item.path):
+            write, credentials = self._signed(encoded.write, embedded), "c2pa"
+        try:
+            try:
+                atomic_write(item.path, write, prefix=_TMP_PREFIX)
+            except SigningFailed as exc:
+                credentials = f"none (signing failed: {str(exc.__cause__)[:200]})"
+                atomic_write(item.path, encoded.write, prefix=_TMP_PREFIX)
+            digest, size = file_sha256_and_size(item.path)
+            full = dataclasses.replace(
+                record,
+                output={**record.output, "sha256": digest, "bytes": size, "content_credentials": credentials},
+            )
+            updated = dataclasses.replace(item, record=full)
+            _write_sidecar(updated)
+        except OSError as exc:
+            raise StudioError(_describe_write_error(exc, item.path.parent)) from exc
+        with self._transaction() as db:
+            _insert(db, updated, self.root, deleted=self._is_deleted(db, item_id))
+        return updated
+
+    def delete(self, item_ids: builtins.list[str]) -> builtins.list[str]:
         """Move items to the trash; returns the ids moved (for undo)."""
         moved = []
         for item_id in item_ids:
@@ -285,7 +341,7 @@ class GalleryStore:
             moved.append(item_id)
         return moved
 
-    def restore(self, item_ids: list[str]) -> list[str]:
+    def restore(self, item_ids: builtins.list[str]) -> builtins.list[str]:
         """Bring items back from the trash (undo a delete)."""
         restored = []
         for item_id in item_ids:
@@ -305,7 +361,7 @@ class GalleryStore:
             restored.append(item_id)
         return restored
 
-    def trash(self) -> list[GalleryItem]:
+    def trash(self) -> builtins.list[GalleryItem]:
         rows = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC")
         return [self._item(row) for row in rows]
 
@@ -333,6 +389,7 @@ class GalleryStore:
         row = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE {where}", (item_id,)).fetchone()
         return self._item(row) if row else None
 
+    # This method shadows the builtin inside the class body: annotations here write builtins.list.
     def list(
         self,
         kind: str | None = None,
@@ -343,7 +400,7 @@ class GalleryStore:
         model: str | None = None,
         favourites: bool = False,
         since: str | None = None,
-    ) -> list[GalleryItem]:
+    ) -> builtins.list[GalleryItem]:
         """Items newest first: of one kind or all, matching ``search`` words (prompt, model, tags),
         of one model id, favourites only, or made on or after the date ``since`` (YYYY-MM-DD)."""
         sql, args = self._query(f"SELECT {_COLUMNS} FROM items", kind, search, model, favourites, since)
@@ -361,19 +418,19 @@ class GalleryStore:
         model: str | None = None,
         favourites: bool = False,
         since: str | None = None,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Only the ids, newest first: what a virtual list needs to know its length and order."""
         sql, args = self._query("SELECT items.id FROM items", kind, search, model, favourites, since)
         return [row[0] for row in self._db().execute(sql + " ORDER BY items.id DESC", args)]
 
-    def get_many(self, item_ids: list[str]) -> dict[str, GalleryItem]:
+    def get_many(self, item_ids: builtins.list[str]) -> dict[str, GalleryItem]:
         if not item_ids:
             return {}
         marks = ",".join("?" * len(item_ids))
         rows = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE id IN ({marks})", item_ids)
         return {row[0]: self._item(row) for row in rows}
 
-    def models(self) -> list[str]:
+    def models(self) -> builtins.list[str]:
         rows = self._db().execute("SELECT DISTINCT model FROM items WHERE deleted_at IS NULL AND model != ''")
         return sorted(row[0] for row in rows)
 
@@ -385,10 +442,10 @@ class GalleryStore:
         model: str | None,
         favourites: bool,
         since: str | None,
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, builtins.list[Any]]:
         sql = select
         where = ["items.deleted_at IS NULL"]
-        args: list[Any] = []
+        args: builtins.list[Any] = []
         if search and search.strip():
             sql += " JOIN items_fts ON items_fts.rowid = items.rowid"
             where.append("items_fts MATCH ?")
@@ -407,7 +464,7 @@ class GalleryStore:
         return sql + " WHERE " + " AND ".join(where), args
 
     def count(self) -> int:
-        return self._db().execute("SELECT COUNT(*) FROM items WHERE deleted_at IS NULL").fetchone()[0]
+        return int(self._db().execute("SELECT COUNT(*) FROM items WHERE deleted_at IS NULL").fetchone()[0])
 
     def _item(self, row: tuple[Any, ...]) -> GalleryItem:
         item_id, kind, rel_path, record_json, favourite, tags = row
@@ -505,7 +562,7 @@ _COLUMNS = "items.id, items.kind, items.path, items.record, items.favourite, ite
 
 def _create_schema(db: sqlite3.Connection) -> bool:
     """Create the tables; True when an older index was dropped and must be rebuilt."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
     outdated = 0 < version < INDEX_SCHEMA_VERSION
     if outdated:
         db.execute("DROP TABLE IF EXISTS items")
@@ -575,7 +632,7 @@ def _write_sidecar(item: GalleryItem) -> None:
     if item.favourite or item.tags:
         data["annotations"] = {"favourite": item.favourite, "tags": list(item.tags)}
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
-    _atomic_write(item.sidecar, lambda p: p.write_text(text, "utf-8"))
+    atomic_write(item.sidecar, lambda p: p.write_text(text, "utf-8"), prefix=_TMP_PREFIX)
 
 
 def _import_companions(source: Path, final: Path, listed: Any) -> list[dict[str, Any]]:
@@ -589,10 +646,10 @@ def _import_companions(source: Path, final: Path, listed: Any) -> list[dict[str,
         companion = source.with_suffix(suffix)
         if suffix not in ATTACHMENT_MIME or not companion.is_file():
             continue
-        if _sha256_of(companion)[0] != entry.get("sha256"):
+        if file_sha256_and_size(companion)[0] != entry.get("sha256"):
             continue
         target = final.with_suffix(suffix)
-        _atomic_write(target, lambda p, companion=companion: shutil.copyfile(companion, p))
+        atomic_write(target, _copier(companion), prefix=_TMP_PREFIX)
         copied.append({**entry, "file": target.name})
     return copied
 
@@ -606,43 +663,58 @@ def _move_item(item: GalleryItem, target: Path) -> None:
     if item.sidecar.exists():
         os.replace(item.sidecar, target.with_name(item.id + ".json"))
     os.replace(item.path, target)
-    _fsync_dir(target.parent)
-
-
-_KIND_BY_SUFFIX = {
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".webp": "image",
-    ".flac": "music",
-    ".wav": "music",
-    ".ogg": "music",
-    ".mp3": "music",
-    ".md": "text",
-    ".txt": "text",
-}
+    fsync_folder(target.parent)
 
 
 def _record_for_foreign(source: Path, kind: str, suffix: str) -> ProvenanceRecord:
-    """A record for a file made elsewhere: what it states about itself, marked as imported."""
+    """A record for a file made elsewhere: what it states about itself, marked as imported. What
+    sd-parsers read is mapped onto the request's fields (so Reuse settings works) and kept whole."""
     foreign = read_foreign_metadata(source) or {}
     settings = foreign.get("settings", {}) if isinstance(foreign.get("settings"), dict) else {}
-    seed = str(settings.get("Seed") or settings.get("seed") or "")
-    request: dict[str, Any] = {"kind": kind, "prompt": str(foreign.get("prompt", ""))}
-    if foreign.get("negative"):
-        request["negative"] = str(foreign["negative"])
-    if seed.isdigit():
-        request["seed"] = int(seed)
+    mapped = foreign.get("request") if isinstance(foreign.get("request"), dict) else None
+    if mapped is not None:
+        request: dict[str, Any] = {**mapped, "kind": kind}
+    else:
+        seed = str(settings.get("Seed") or settings.get("seed") or "")
+        request = {"kind": kind, "prompt": str(foreign.get("prompt", ""))}
+        if foreign.get("negative"):
+            request["negative"] = str(foreign["negative"])
+        if seed.isdigit():
+            request["seed"] = int(seed)
     model_name = str(settings.get("Model") or settings.get("model") or "")
+    model: dict[str, Any] = {"name": model_name} if model_name else {}
+    if foreign.get("model_hash"):
+        model["hash"] = str(foreign["model_hash"])  # the tool's short hash (A1111's first 10 hex digits)
+    runtime: dict[str, Any] = {"imported_from": source.name, "stated_settings": settings}
+    if foreign.get("reader"):
+        runtime["read_by"] = foreign["reader"]
+    if isinstance(foreign.get("stated"), dict):
+        runtime["stated"] = foreign["stated"]
     return ProvenanceRecord(
         id=new_item_id(),
         kind=kind,
         created_at=utc_now_iso(),
         app={"name": str(foreign.get("tool") or "unknown")},
-        model={"name": model_name} if model_name else {},
+        model=model,
         request=request,
-        runtime={"imported_from": source.name, "stated_settings": settings},
+        runtime=runtime,
     )
+
+
+def _decoded_output(item: GalleryItem) -> GeneratedOutput:
+    """An item's content read back from its file, to write it again (lossless formats only)."""
+    if item.kind == "text":
+        return GeneratedOutput("text", read_text_body(item.path))
+    if item.kind == "image":
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(item.path) as image:
+            return GeneratedOutput("image", np.asarray(image.convert("RGB")))
+    import soundfile
+
+    samples, rate = soundfile.read(str(item.path), dtype="int16", always_2d=True)  # ints: written back exactly
+    return GeneratedOutput("music", samples, {"sample_rate": rate})
 
 
 def _facts(path: Path, kind: str) -> dict[str, Any]:
@@ -672,42 +744,12 @@ def _fts_query(text: str) -> str:
     return " ".join(f'"{w}"*' for w in words if w)
 
 
-def _atomic_write(final: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(final.parent)
+def _copier(source: Path) -> Callable[[Path], object]:
+    return lambda target: shutil.copyfile(source, target)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _sha256_of(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+def _bytes_writer(data: bytes) -> Callable[[Path], object]:
+    return lambda target: target.write_bytes(data)
 
 
 def _describe_write_error(exc: OSError, folder: Path) -> str:

@@ -16,6 +16,10 @@ from typing import Any
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 STUDIO_NS = "https://github.com/studio-app/studio/ns/provenance/1.0/"
+# PLUS (the Picture Licensing Universal System) says whether data mining and AI training are allowed.
+PLUS_NS = "http://ns.useplus.org/ldf/xmp/1.0/"
+_DMI = "http://ns.useplus.org/ldf/vocab/DMI-"
+DATA_MINING = {"allowed": _DMI + "ALLOWED", "not_allowed": _DMI + "PROHIBITED-AIMLTRAINING"}
 _MAX_PACKET = 4 * 1024 * 1024
 
 
@@ -23,9 +27,19 @@ def _attr(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def build_xmp(record: dict[str, Any] | None, *, app: str, model_name: str = "", model_version: str = "") -> bytes:
-    """The packet: the source type always; the AI system, prompt and full record when ``record`` is given."""
+def build_xmp(
+    record: dict[str, Any] | None,
+    *,
+    app: str,
+    model_name: str = "",
+    model_version: str = "",
+    ai_training: str = "",
+) -> bytes:
+    """The packet: the source type always; the AI system, prompt and full record when ``record`` is given;
+    PLUS ``DataMining`` when the training permission is stated (``allowed`` / ``not_allowed``)."""
     attributes = [f'Iptc4xmpExt:DigitalSourceType="{DIGITAL_SOURCE_TYPE}"', f'xmp:CreatorTool="{_attr(app)}"']
+    if ai_training in DATA_MINING:
+        attributes.append(f'plus:DataMining="{DATA_MINING[ai_training]}"')
     if model_name:
         attributes.append(f'Iptc4xmpExt:AISystemUsed="{_attr(model_name)}"')
     if model_version:
@@ -46,6 +60,7 @@ def build_xmp(record: dict[str, Any] | None, *, app: str, model_name: str = "", 
         '  <rdf:Description rdf:about=""\n'
         f'    xmlns:Iptc4xmpExt="{IPTC_EXT}"\n'
         '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+        f'    xmlns:plus="{PLUS_NS}"\n'
         f'    xmlns:studio="{STUDIO_NS}"\n'
         f"    {joined}/>\n"
         " </rdf:RDF>\n"
@@ -77,3 +92,13 @@ def record_from_xmp(packet: bytes | str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def ai_training_from_xmp(fields: dict[str, str]) -> str:
+    """``allowed`` / ``not_allowed`` from a PLUS ``DataMining`` value, ``not_stated`` for any other."""
+    value = fields.get("plus:DataMining", "")
+    if value == DATA_MINING["allowed"]:
+        return "allowed"
+    if value.startswith(_DMI + "PROHIBITED"):
+        return "not_allowed"
+    return "not_stated"
