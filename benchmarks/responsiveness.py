@@ -98,7 +98,7 @@ def gui_stalls(models: dict[str, Path], data_dir: Path) -> dict:
     timer.timeout.connect(beat)
     loads: dict[str, list[float]] = {}
     finished: list = []
-    window.bridge.event.connect(lambda e: e.kind.value == "finished" and finished.append(e))
+    window.bridge.received.connect(lambda e: e.kind.value == "finished" and finished.append(e))
     per_kind = {}
     # What is left of that loading once the window is up: measured on its own, as it happens before
     # any job, while the window idles.

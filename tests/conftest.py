@@ -99,3 +99,17 @@ def sd15_single_file(models_root) -> tuple[Path, Path]:
     )
     checkpoint = tiny_models.write_sd15_single_file(folder, models_root / "checkpoints" / "my-sd15.safetensors")
     return folder, checkpoint
+
+
+@pytest.fixture
+def window(qtbot, services):
+    """The main window over the test's services, shown and active; shut down after the test."""
+    from helpers import show_active
+
+    from studio.ui.main_window import MainWindow
+
+    main = MainWindow(services)
+    qtbot.addWidget(main)
+    show_active(qtbot, main)
+    yield main
+    main.shutdown()

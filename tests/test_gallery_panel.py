@@ -60,9 +60,9 @@ def test_grid_shows_items_with_thumbnails_and_filters(window, qtbot):
     gallery.search.setText("fox")
     assert gallery.model.rowCount() == 1 and gallery.model.index(0).data(ItemRole).id == image.id
     gallery.search.clear()
-    gallery.kind.setCurrentIndex(gallery.kind.findData("music"))
+    gallery.kind_filter.setCurrentIndex(gallery.kind_filter.findData("music"))
     assert gallery.model.rowCount() == 1
-    gallery.kind.setCurrentIndex(0)
+    gallery.kind_filter.setCurrentIndex(0)
     gallery.select_item(image.id)
     qtbot.mouseClick(gallery.favourite_button, Qt.MouseButton.LeftButton)
     gallery.favourites.setChecked(True)
@@ -156,7 +156,8 @@ def test_verify_and_export_from_the_gallery(window, tmp_path):
     assert [p.name for p in dialog.written] == ["export me-7.jpg"]
     with Image.open(dialog.written[0]) as exported:
         assert exported.format == "JPEG"
-        assert record_from_xmp(exported.info["xmp"])["id"] == item.id
+        derived = record_from_xmp(exported.info["xmp"])  # a JPEG copy is a derivative with its own record
+        assert derived["parent"] == item.id and derived["derived_from"]["id"] == item.id
 
 
 def test_retry_saving_after_a_failed_save(window, qtbot, tiny_lm, monkeypatch):

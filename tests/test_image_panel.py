@@ -13,7 +13,7 @@ from studio.ui.main_window import MainWindow
 
 @pytest.fixture
 def window(qtbot, services, tiny_sd, monkeypatch):
-    from studio.engines import image as image_engine
+    from studio.engines import diffusers_image as image_engine
 
     monkeypatch.setattr(image_engine, "PREVIEW_INTERVAL_S", 0.0)
     services.settings.set("model_folders", [str(tiny_sd.parent)])
@@ -47,7 +47,7 @@ def test_model_description_fills_schedulers_and_sizes(window):
 def test_generate_shows_previews_then_the_result_in_the_strip_and_gallery(window, qtbot):
     panel = window.image_panel
     previews = []
-    window.bridge.event.connect(lambda e: e.kind.value == "preview" and previews.append(e))
+    window.bridge.received.connect(lambda e: e.kind.value == "preview" and previews.append(e))
     qtbot.keyClicks(panel.prompt, "a red fox")
     panel.steps.setValue(6)
     panel.seed.lock(42)
@@ -70,8 +70,8 @@ def test_jobs_queue_and_vary_and_reuse_work_from_the_strip(window, qtbot):
     panel.steps.setValue(2)
     panel.generate()
     panel.generate()  # pressed again while the first runs: queued, not refused
-    assert len(panel._queued) == 2
-    qtbot.waitUntil(lambda: panel.strip.count() == 2 and not panel._queued, timeout=60000)
+    assert len(window.jobs.pending("image")) == 2
+    qtbot.waitUntil(lambda: panel.strip.count() == 2 and not window.jobs.pending("image"), timeout=60000)
     assert window.queue_label.text() == "Queue: 0"
     panel.strip.setCurrentRow(1)
     first = panel._selected_item()
@@ -119,6 +119,6 @@ def test_escape_cancels_and_saves_nothing(window, qtbot):
     qtbot.waitUntil(lambda: panel.progress.value() >= 1, timeout=60000)
     assert "left" in panel.progress.format() or panel.progress.value() == 1
     qtbot.keyClick(panel.prompt, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not panel._queued, timeout=30000)
+    qtbot.waitUntil(lambda: not window.jobs.pending("image"), timeout=30000)
     assert "Cancelled" in panel.run_status.text()
     assert window.services.store.list() == []

@@ -5,8 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-from helpers import show_active
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -25,15 +23,6 @@ from studio.core.settings import Settings
 from studio.ui.main_window import MainWindow
 from studio.ui.theme import apply_theme, icon
 from studio.ui.welcome import welcome_text
-
-
-@pytest.fixture
-def window(qtbot, services):
-    main = MainWindow(services)
-    qtbot.addWidget(main)
-    show_active(qtbot, main)
-    yield main
-    main.shutdown()
 
 
 def test_settings_dialog_round_trips_every_setting_and_refuses_invalid_ones(window, tmp_path):

@@ -3,20 +3,7 @@
 import json
 import shutil
 
-import pytest
-from helpers import show_active
-
-from studio.engines.models import ModelSpec, suggested_defaults
-from studio.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot, services):
-    main = MainWindow(services)
-    qtbot.addWidget(main)
-    show_active(qtbot, main)
-    yield main
-    main.shutdown()
+from studio.core.models import ModelSpec, suggested_defaults
 
 
 def test_manager_lists_models_with_facts_and_adds_and_removes_folders(window, qtbot, tiny_lm, tmp_path):

@@ -22,7 +22,7 @@ def window(qtbot, services, tiny_musicgen):
     main.tabs.setCurrentWidget(main.music_panel)
     panel = main.music_panel
     panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(tiny_musicgen)))
-    qtbot.waitUntil(lambda: "continuation" in panel._model_info, timeout=60000)
+    qtbot.waitUntil(lambda: panel.model_info is not None, timeout=60000)
     yield main
     main.shutdown()
 
@@ -81,7 +81,7 @@ def test_escape_cancels_and_nothing_is_saved(window, qtbot):
     panel.generate()
     qtbot.waitUntil(lambda: panel.progress.value() >= 3, timeout=60000)
     qtbot.keyClick(panel.prompt, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not panel._queued, timeout=30000)
+    qtbot.waitUntil(lambda: not window.jobs.pending("music"), timeout=30000)
     assert "Cancelled" in panel.run_status.text()
     assert window.services.store.list() == []
 

@@ -4,20 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-from helpers import show_active
 from PySide6.QtCore import Qt
-
-from studio.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot, services):
-    main = MainWindow(services)
-    qtbot.addWidget(main)
-    show_active(qtbot, main)
-    yield main
-    main.shutdown()
 
 
 def test_window_has_the_tabs_menus_and_status_bar(window):

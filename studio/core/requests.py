@@ -1,30 +1,122 @@
-"""Generation requests: frozen, validated parameter sets that are also the saved metadata."""
+"""Generation requests: frozen, validated parameter sets that are also the saved metadata.
+
+Every numeric parameter declares its limit once, as field metadata (``limit(...)``): validation,
+the panels' spin boxes and the model manager's editors are all built from that declaration
+(``field_limit``, ``limits``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from studio.core.errors import InvalidRequest
 
 REQUEST_SCHEMA_VERSION = 1
 MAX_SEED = 2**32 - 1
+_LIMIT_KEY = "studio.limit"
 
 
-def _check_range(name: str, value: float, low: float, high: float, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InvalidRequest(name, f"{name} must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidRequest(name, f"{name} must be between {low} and {high}, got {value}{hint}")
+@dataclass(frozen=True)
+class Limit:
+    """The values one numeric request field accepts.
+
+    ``low``/``high`` bound it (both included, unless ``above_low``: then the value must be more
+    than ``low``); ``integer`` fields take whole numbers only; ``step`` is a sensible increment for
+    an editor (and, with ``multiple``, a whole-number field must be a multiple of it); ``hint``
+    ends the out-of-range message, e.g. ``" (0 turns top-k off)"``; ``unit`` names what the value
+    counts ("seconds"); ``label`` is how a window titles it.
+    """
+
+    low: float
+    high: float
+    integer: bool
+    step: float
+    label: str
+    unit: str = ""
+    hint: str = ""
+    above_low: bool = False
+    multiple: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or self.step <= 0:
+            raise ValueError(f"a limit needs low < high and a positive step, got {self}")
+        if self.multiple and not (self.integer and float(self.step).is_integer()):
+            raise ValueError("only a whole-number field with a whole step can require a multiple of it")
+
+    def check(self, name: str, value: Any) -> None:
+        """Refuse ``value`` for the field ``name`` with an ``InvalidRequest`` naming it."""
+        if self.integer and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidRequest(name, f"{name} must be a whole number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise InvalidRequest(name, f"{name} must be a number, got {value!r}")
+        hint = self.hint or (f" {self.unit}" if self.unit else "")
+        if not self.low <= value <= self.high:
+            raise InvalidRequest(name, f"{name} must be between {self.low} and {self.high}, got {value}{hint}")
+        if self.above_low and value == self.low:
+            low = f"{self.low:g}"
+            message = f"{name} must be more than {low} {self.unit}" if self.unit else f"{name} must be above {low}"
+            raise InvalidRequest(name, message)
+        if self.multiple and value % self.step:
+            step = int(self.step)
+            lower = int(value) - int(value) % step
+            raise InvalidRequest(name, f"{name} must be a multiple of {step}: try {lower} or {lower + step}")
 
 
-def _check_int(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(name, f"{name} must be a whole number, got {value!r}")
-    _check_range(name, value, low, high, hint)
+def limit(
+    low: float,
+    high: float,
+    *,
+    step: float | None = None,
+    label: str,
+    unit: str = "",
+    hint: str = "",
+    above_low: bool = False,
+    multiple: bool = False,
+) -> dict[str, Limit]:
+    """Field metadata declaring a limit. Whole-number bounds (ints) make a whole-number field."""
+    integer = isinstance(low, int) and isinstance(high, int)
+    chosen = step if step is not None else (1 if integer else 0.01)
+    return {_LIMIT_KEY: Limit(low, high, integer, chosen, label, unit, hint, above_low=above_low, multiple=multiple)}
+
+
+_DECLARED: dict[type[Any], tuple[tuple[str, Limit, bool], ...]] = {}
+
+
+def _declared(request_cls: type[Any]) -> tuple[tuple[str, Limit, bool], ...]:
+    """(name, limit, may be None) for each field of ``request_cls`` that declares a limit."""
+    found = _DECLARED.get(request_cls)
+    if found is None:
+        found = _DECLARED[request_cls] = tuple(
+            (item.name, item.metadata[_LIMIT_KEY], item.default is None)
+            for item in dataclasses.fields(request_cls)
+            if isinstance(item.metadata.get(_LIMIT_KEY), Limit)
+        )
+    return found
+
+
+def limits(request_cls: type[Any]) -> dict[str, Limit]:
+    """Every declared limit of a request class, by field name, in field order."""
+    return {name: declared for name, declared, _ in _declared(request_cls)}
+
+
+def field_limit(request_cls: type[Any], name: str) -> Limit:
+    """The limit declared for one field; ``KeyError`` when the field has none (or does not exist)."""
+    for field_name, declared, _ in _declared(request_cls):
+        if field_name == name:
+            return declared
+    raise KeyError(f"{request_cls.__name__}.{name} declares no limit")
+
+
+def _check_limits(request: Any) -> None:
+    for name, declared, optional in _declared(type(request)):
+        value = getattr(request, name)
+        if value is None and optional:
+            continue
+        declared.check(name, value)
 
 
 @dataclass(frozen=True)
@@ -34,18 +126,17 @@ class _Request:
     kind: ClassVar[str] = ""
     prompt: str
     model: str
-    seed: int | None = None
+    seed: int | None = field(default=None, metadata=limit(0, MAX_SEED, label="Seed"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
             raise InvalidRequest("prompt", "prompt must be text")
         if not isinstance(self.model, str) or not self.model.strip():
             raise InvalidRequest("model", "choose a model (a model folder or an id from 'studio models list')")
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0, MAX_SEED)
         self._validate()
+        _check_limits(self)
 
-    def _validate(self) -> None:  # overridden per kind
+    def _validate(self) -> None:  # the checks of a kind beyond its declared limits
         pass
 
     def with_seed(self, seed: int) -> _Request:
@@ -66,11 +157,14 @@ class _Request:
 class TextRequest(_Request):
     kind: ClassVar[str] = "text"
     system: str = ""
-    max_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 50
-    repetition_penalty: float = 1.1
+    max_tokens: int = field(default=256, metadata=limit(1, 32768, step=16, label="Max tokens"))
+    temperature: float = field(
+        default=0.7,
+        metadata=limit(0.0, 5.0, step=0.05, label="Temperature", hint=" (0 means always the likeliest token)"),
+    )
+    top_p: float = field(default=0.95, metadata=limit(0.0, 1.0, step=0.01, label="Top p", above_low=True))
+    top_k: int = field(default=50, metadata=limit(0, 100000, label="Top k", hint=" (0 turns top-k off)"))
+    repetition_penalty: float = field(default=1.1, metadata=limit(0.5, 3.0, step=0.05, label="Repetition penalty"))
     stop: tuple[str, ...] = ()
     # Text already written that generation continues ("Continue" in the text tab).
     continue_from: str = ""
@@ -80,13 +174,6 @@ class TextRequest(_Request):
             raise InvalidRequest("continue_from", "the text to continue must be text")
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
-        _check_int("max_tokens", self.max_tokens, 1, 32768)
-        _check_range("temperature", self.temperature, 0.0, 5.0, " (0 means always the likeliest token)")
-        _check_range("top_p", self.top_p, 0.0, 1.0)
-        if self.top_p == 0:
-            raise InvalidRequest("top_p", "top_p must be above 0")
-        _check_int("top_k", self.top_k, 0, 100000, " (0 turns top-k off)")
-        _check_range("repetition_penalty", self.repetition_penalty, 0.5, 3.0)
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) and s for s in self.stop):
             raise InvalidRequest("stop", "stop strings must be non-empty text")
 
@@ -95,15 +182,19 @@ class TextRequest(_Request):
 class ImageRequest(_Request):
     kind: ClassVar[str] = "image"
     negative: str = ""
-    width: int = 512
-    height: int = 512
-    steps: int = 25
-    guidance: float = 7.0
+    width: int = field(default=512, metadata=limit(8, 4096, step=8, label="Width", multiple=True))
+    height: int = field(default=512, metadata=limit(8, 4096, step=8, label="Height", multiple=True))
+    steps: int = field(default=25, metadata=limit(1, 500, label="Steps"))
+    guidance: float = field(default=7.0, metadata=limit(0.0, 50.0, step=0.5, label="Guidance"))
     scheduler: str = ""
-    count: int = 1
+    # How many images one request makes: the tab shows and saves each, so a modest batch.
+    count: int = field(default=1, metadata=limit(1, 16, label="Count"))
     # Image-to-image: the picture to start from (a file path) and how much of it to repaint.
     init_image: str = ""
-    strength: float = 0.6
+    strength: float = field(
+        default=0.6,
+        metadata=limit(0.01, 1.0, step=0.05, label="Strength", hint=" (how much of the starting image is repainted)"),
+    )
 
     def _validate(self) -> None:
         if not self.prompt.strip():
@@ -114,25 +205,18 @@ class ImageRequest(_Request):
             raise InvalidRequest("init_image", "the starting image must be a file path")
         if self.init_image and not os.path.isfile(self.init_image):
             raise InvalidRequest("init_image", f"the starting image {self.init_image} does not exist")
-        _check_range("strength", self.strength, 0.01, 1.0, " (how much of the starting image is repainted)")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            _check_int(name, value, 8, 4096)
-            if value % 8:
-                lower, upper = value - value % 8, value - value % 8 + 8
-                raise InvalidRequest(name, f"{name} must be a multiple of 8: try {lower} or {upper}")
-        _check_int("steps", self.steps, 1, 500)
-        _check_range("guidance", self.guidance, 0.0, 50.0)
-        _check_int("count", self.count, 1, 64)
 
 
 @dataclass(frozen=True)
 class MusicRequest(_Request):
     kind: ClassVar[str] = "music"
-    duration: float = 8.0  # seconds of new audio
-    guidance: float = 3.0
-    temperature: float = 1.0
-    top_k: int = 250
+    # Seconds of new audio.
+    duration: float = field(
+        default=8.0, metadata=limit(0.0, 600.0, step=1.0, label="Duration", unit="seconds", above_low=True)
+    )
+    guidance: float = field(default=3.0, metadata=limit(0.0, 30.0, step=0.5, label="Guidance"))
+    temperature: float = field(default=1.0, metadata=limit(0.0, 5.0, step=0.05, label="Temperature"))
+    top_k: int = field(default=250, metadata=limit(0, 100000, label="Top k"))
     # Continue this clip (a file path): the result is the clip followed by ``duration`` new seconds.
     audio_prompt: str = ""
     # A melody to follow (a file path), for MusicGen Melody models.
@@ -141,18 +225,12 @@ class MusicRequest(_Request):
     def _validate(self) -> None:
         if not self.prompt.strip() and not self.audio_prompt:
             raise InvalidRequest("prompt", "write a prompt first (or continue a clip)")
-        _check_range("duration", self.duration, 0.0, 600.0, " seconds")
-        if self.duration <= 0:
-            raise InvalidRequest("duration", "duration must be more than 0 seconds")
         for name in ("audio_prompt", "melody"):
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise InvalidRequest(name, f"{name} must be a file path")
             if value and not os.path.isfile(value):
                 raise InvalidRequest(name, f"the audio file {value} does not exist")
-        _check_range("guidance", self.guidance, 0.0, 30.0)
-        _check_range("temperature", self.temperature, 0.0, 5.0)
-        _check_int("top_k", self.top_k, 0, 100000)
 
 
 Request = TextRequest | ImageRequest | MusicRequest

@@ -4,9 +4,11 @@ its provenance and actions, delete with undo, drag-and-drop out and in, and expo
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QUrl, Signal, SignalInstance
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
+    QDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -47,6 +50,10 @@ from studio.ui.widgets.audio_player import AudioPlayer
 from studio.ui.widgets.controls import button
 from studio.ui.widgets.image_view import ImageView, scaled
 
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+    from studio.runtime.services import Services
+
 _CELL = QSize(THUMB_SIDE + 16, THUMB_SIDE + 40)
 _DATES = (("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30))
 
@@ -54,16 +61,19 @@ _DATES = (("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days",
 class GalleryDelegate(QStyledItemDelegate):
     """A tile: the thumbnail (or the first lines of a text), a star for favourites, the kind."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return _CELL
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        item = index.data(ItemRole)
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        item: GalleryItem | None = index.data(ItemRole)
         painter.save()
         palette = option.palette
         rect = option.rect.adjusted(4, 4, -4, -4)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        light = QApplication.instance().property("studio_theme") == "light"
+        app = QApplication.instance()
+        light = app is not None and app.property("studio_theme") == "light"
         # Tile colours follow the theme (a stylesheet does not reach the palette a delegate paints with).
         tile, ink = (QColor("#ffffff"), QColor("#1d1e22")) if light else (QColor("#262830"), QColor("#e6e6e9"))
         painter.fillRect(rect, palette.highlight() if selected else tile)
@@ -88,7 +98,7 @@ class GalleryDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-def _first_lines(item) -> str:
+def _first_lines(item: GalleryItem) -> str:
     try:
         with item.path.open(encoding="utf-8") as handle:
             text = handle.read(4000)
@@ -106,7 +116,7 @@ class GalleryPanel(QWidget):
     vary_requested = Signal(object)  # same settings, new seed
     input_requested = Signal(object)  # start from it: image-to-image, continue the clip or the text
 
-    def __init__(self, services, parent: QWidget | None = None) -> None:
+    def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
         self.store = services.store
@@ -125,9 +135,9 @@ class GalleryPanel(QWidget):
         self.search.setToolTip("Words from a prompt, a model name or a tag")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.refresh)
-        self.kind = _combo("kind filter", "Show one kind of output")
+        self.kind_filter = _combo("kind filter", "Show one kind of output")
         for label, value in (("All", ""), ("Text", "text"), ("Images", "image"), ("Music", "music")):
-            self.kind.addItem(label, value)
+            self.kind_filter.addItem(label, value)
         self.model_filter = _combo("model filter", "Show the outputs of one model")
         self.date_filter = _combo("date filter", "Show recent outputs only")
         for label, days in _DATES:
@@ -135,7 +145,7 @@ class GalleryPanel(QWidget):
         self.favourites = QCheckBox("★ Favourites")
         self.favourites.setAccessibleName("favourites only")
         self.favourites.setToolTip("Show favourites only")
-        for signal in (self.kind.currentIndexChanged, self.model_filter.currentIndexChanged):
+        for signal in (self.kind_filter.currentIndexChanged, self.model_filter.currentIndexChanged):
             signal.connect(self.refresh)
         self.date_filter.currentIndexChanged.connect(self.refresh)
         self.favourites.toggled.connect(self.refresh)
@@ -147,7 +157,7 @@ class GalleryPanel(QWidget):
         self.export_button = button("Export…", "export", "Export the selected items", self.export_selected)
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
-        for widget in (self.kind, self.model_filter, self.date_filter, self.favourites, self.count_label):
+        for widget in (self.kind_filter, self.model_filter, self.date_filter, self.favourites, self.count_label):
             top.addWidget(widget)
         top.addWidget(self.import_button)
         top.addWidget(self.export_button)
@@ -186,8 +196,8 @@ class GalleryPanel(QWidget):
         self.preview_text.setToolTip("The selected text")
         self.player = AudioPlayer()
         self.preview = QStackedWidget()
-        for widget in (self.preview_image, self.preview_text, self.player):
-            self.preview.addWidget(widget)
+        for page in (self.preview_image, self.preview_text, self.player):
+            self.preview.addWidget(page)
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.setAccessibleName("item details")
@@ -213,6 +223,12 @@ class GalleryPanel(QWidget):
         self.verify_button = button(
             "Verify", "verify", "Check its provenance and content credentials", self.verify_current
         )
+        self.compare_button = button(
+            "Regenerate and compare",
+            "regenerate and compare",
+            "Run its recorded settings again with the same model and show whether the result is identical",
+            self.regenerate_current,
+        )
         self.delete_button = button(
             "Delete", "delete", "Move the selected items to the trash (Delete)", self.delete_selected
         )
@@ -225,17 +241,18 @@ class GalleryPanel(QWidget):
         self.undo_button.setVisible(False)
         self.trash_button = button("Empty trash…", "empty trash", "Delete the trash for good", self.empty_trash)
         actions = QHBoxLayout()
-        for widget in (self.reuse_button, self.vary_button, self.input_button, self.verify_button, self.fit):
-            actions.addWidget(widget)
+        for action in (self.reuse_button, self.vary_button, self.input_button, self.verify_button, self.fit):
+            actions.addWidget(action)
+        actions.addWidget(self.compare_button)
         more = QHBoxLayout()
-        for widget in (
+        for action in (
             self.favourite_button,
             self.delete_button,
             self.open_folder_button,
             self.undo_button,
             self.trash_button,
         ):
-            more.addWidget(widget)
+            more.addWidget(action)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(self.preview, 3)
@@ -265,7 +282,7 @@ class GalleryPanel(QWidget):
         QShortcut(QKeySequence.StandardKey.Undo, self).activated.connect(self.undo_delete)
         self._show_item(None)
 
-    def _emit(self, signal):
+    def _emit(self, signal: SignalInstance) -> Callable[[], None]:
         """A slot that sends the current item with ``signal`` (for the tabs to act on)."""
 
         def fire() -> None:
@@ -285,7 +302,7 @@ class GalleryPanel(QWidget):
             since = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)).date().isoformat()
         self._refresh_models()
         self.model.set_query(
-            kind=self.kind.currentData() or None,
+            kind=self.kind_filter.currentData() or None,
             search=self.search.text() or None,
             model=self.model_filter.currentData() or None,
             favourites=self.favourites.isChecked(),
@@ -316,11 +333,12 @@ class GalleryPanel(QWidget):
         self.search.setFocus()
         self.search.selectAll()
 
-    def current_item(self):
+    def current_item(self) -> GalleryItem | None:
         index = self.view.currentIndex()
-        return index.data(ItemRole) if index.isValid() else None
+        item: GalleryItem | None = index.data(ItemRole) if index.isValid() else None
+        return item
 
-    def selected_items(self) -> list:
+    def selected_items(self) -> list[GalleryItem]:
         rows = sorted({index.row() for index in self.view.selectionModel().selectedIndexes()})
         items = [self.model.item_at(row) for row in rows]
         if not items and self.current_item() is not None:
@@ -338,20 +356,21 @@ class GalleryPanel(QWidget):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self._show_item(current.data(ItemRole) if current.isValid() else None)
 
-    def _show_item(self, item) -> None:
+    def _show_item(self, item: GalleryItem | None) -> None:
         has = item is not None
         for widget in (
             self.reuse_button,
             self.vary_button,
             self.input_button,
             self.verify_button,
+            self.compare_button,
             self.favourite_button,
             self.delete_button,
             self.open_folder_button,
             self.tags,
         ):
             widget.setEnabled(has)
-        if not has:
+        if item is None:
             self.details.clear()
             self.tags.clear()
             self.preview_image.clear()
@@ -383,6 +402,7 @@ class GalleryPanel(QWidget):
             f"File: {item.path}",
             f"File sha256: {record.output.get('sha256', '')}",
             f"Content credentials: {record.output.get('content_credentials', 'none')}",
+            "May train AI: " + (record.ai_training or "not_stated").replace("_", " "),
         ]
         if record.parent:
             lines.append(f"Made from: {record.parent}")
@@ -406,9 +426,9 @@ class GalleryPanel(QWidget):
         if item is not None:
             self._annotate(item, tags=[t.strip() for t in self.tags.text().split(",")])
 
-    def _annotate(self, item, **changes) -> None:
+    def _annotate(self, item: GalleryItem, *, favourite: bool | None = None, tags: list[str] | None = None) -> None:
         try:
-            updated = self.store.annotate(item.id, **changes)
+            updated = self.store.annotate(item.id, favourite=favourite, tags=tags)
         except StudioError as exc:
             self.status.setText(str(exc))
             return
@@ -456,6 +476,19 @@ class GalleryPanel(QWidget):
             self.undo_button.setVisible(False)
             self.status.setText(f"Deleted {count} item(s) for good.")
 
+    def regenerate_current(self) -> QDialog | None:
+        """Open "Regenerate and compare" for the selected item (the run is on a pool thread)."""
+        from studio.ui.compare_dialog import CompareDialog
+
+        item = self.current_item()
+        if item is None:
+            return None
+        dialog = CompareDialog(item, self.services, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        dialog.start()
+        return dialog
+
     def verify_current(self) -> str:
         item = self.current_item()
         if item is None:
@@ -487,8 +520,9 @@ class GalleryPanel(QWidget):
 
     # -- importing -------------------------------------------------------------------
 
-    def import_files(self, paths: list[Path]) -> list:
-        imported, problems = [], []
+    def import_files(self, paths: list[Path]) -> list[GalleryItem]:
+        imported: list[GalleryItem] = []
+        problems: list[str] = []
         for path in paths:
             try:
                 imported.append(self.store.import_file(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QKeySequence, QPixmap, QShortcut
@@ -25,13 +26,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import ImageRequest
-from studio.ui.panel_base import GenerationPanel
-from studio.ui.widgets.controls import SeedField, button, double_spin, spin
+from studio.core.requests import ImageRequest, Request, field_limit
+from studio.ui.jobs import Job, JobQueue
+from studio.ui.panel_base import GenerationPanel, SpinBox
+from studio.ui.widgets.controls import SeedField, button, double_spin_for, editor_range, spin_for
 from studio.ui.widgets.image_view import ImageView, StartImageBox, dropped_image_path, qimage_from_array
 from studio.ui.widgets.model_picker import ModelPicker
+
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+    from studio.runtime.services import Services
 
 # Aspect ratios offered as presets; each keeps about the model's native pixel count.
 _ASPECTS = (
@@ -58,16 +65,14 @@ def preset_sizes(native: int) -> list[tuple[str, int, int]]:
 
 class ImagePanel(GenerationPanel):
     kind = "image"
+    what = "image"
 
-    def __init__(self, services, parent: QWidget | None = None) -> None:
-        super().__init__(services, parent)
-        self._running = ""
-        self._info_job = ""
-        self._model_info: dict = {}
+    def __init__(self, services: Services, jobs: JobQueue, parent: QWidget | None = None) -> None:
+        super().__init__(services, jobs, parent)
         self._start_image = ""
         self._start_parent: str | None = None
         self._build()
-        self._apply_model_info({})
+        self.apply_model_info(None, apply_defaults=False)
         self._update_buttons()
 
     # -- layout -----------------------------------------------------------------
@@ -92,7 +97,7 @@ class ImagePanel(GenerationPanel):
         self.clear_start = button("Clear", "clear starting image", "Generate from noise again", self.clear_start_image)
         self.strength = QSlider(Qt.Orientation.Horizontal)
         self.strength.setRange(1, 100)
-        self.strength.setValue(round(ImageRequest.strength * 100))
+        self.strength.setValue(round(ImageRequest.strength * 100))  # a percentage of the request's 0.01–1
         self.strength.setAccessibleName("strength")
         self.strength.setToolTip("How much of the starting image is repainted: low keeps it, high changes it.")
         self.strength_label = QLabel()
@@ -103,19 +108,17 @@ class ImagePanel(GenerationPanel):
         self.size_preset.setAccessibleName("size preset")
         self.size_preset.setToolTip("Sizes near the model's training size, by shape")
         self.size_preset.activated.connect(self._preset_chosen)
-        self.width_box = spin(16, 4096, ImageRequest.width, "width", "Width in pixels (a multiple of 8)", step=8)
-        self.height_box = spin(16, 4096, ImageRequest.height, "height", "Height in pixels (a multiple of 8)", step=8)
+        self.width_box = spin_for(ImageRequest, "width", "Width in pixels (a multiple of 8)")
+        self.height_box = spin_for(ImageRequest, "height", "Height in pixels (a multiple of 8)")
         for box in (self.width_box, self.height_box):
             box.valueChanged.connect(self._size_edited)
-        self.steps = spin(1, 500, ImageRequest.steps, "steps", "Denoising steps: more is slower and often finer")
-        self.guidance = double_spin(
-            0.0, 50.0, ImageRequest.guidance, 0.5, "guidance", "How closely to follow the prompt (CFG scale)"
-        )
+        self.steps = spin_for(ImageRequest, "steps", "Denoising steps: more is slower and often finer")
+        self.guidance = double_spin_for(ImageRequest, "guidance", "How closely to follow the prompt (CFG scale)")
         self.scheduler = QComboBox()
         self.scheduler.setAccessibleName("scheduler")
         self.scheduler.setToolTip("The sampler; the choices are those that fit this model")
         self.seed = SeedField("image")
-        self.count = spin(1, 16, 1, "count", "How many images to make at once (each is saved)")
+        self.count = spin_for(ImageRequest, "count", "How many images to make at once (each is saved)")
 
         form = QFormLayout()
         form.addRow("Model", self.model_picker)
@@ -142,7 +145,7 @@ class ImagePanel(GenerationPanel):
         form.addRow("Start from", start_row)
         form.addRow("Strength", strength_row)
 
-        buttons = self.build_run_controls("image")
+        buttons = self.build_run_controls()
 
         controls = QWidget()
         left = QVBoxLayout(controls)
@@ -209,57 +212,64 @@ class ImagePanel(GenerationPanel):
 
     # -- models -------------------------------------------------------------------
 
-    def refresh_models(self, specs: list, preferred: str = "") -> None:
-        self.model_picker.set_models(specs, preferred)
-        self._update_buttons()
+    def capability_widgets(self) -> dict[Control, list[QWidget]]:
+        return {
+            Control.NEGATIVE_PROMPT: [self.negative],
+            Control.STEPS: [self.steps],
+            Control.GUIDANCE: [self.guidance],
+            Control.SCHEDULER: [self.scheduler],
+            Control.IMAGE_INPUT: [
+                self.start_box,
+                self.choose_start,
+                self.clear_start,
+                self.strength,
+                self.strength_label,
+                self.as_start_button,
+            ],
+            # Control.MASK: no widget yet (inpainting is not in the tab).
+        }
 
-    def _model_changed(self, model: str) -> None:
-        self._apply_model_info({})  # until the worker has described the new model
-        if model:
-            self._info_job = self.services.worker.describe_model(model)
-            self.track(self._info_job)
-        self._update_buttons()
+    def conditions(self) -> dict[QWidget, bool]:
+        return {self.clear_start: bool(self._start_image), self.as_start_button: self._selected_item() is not None}
 
-    def _apply_model_info(self, info: dict) -> None:
-        self._model_info = info
-        native = int(info.get("native_size") or 512)
-        low, high = info.get("size_range") or (16, 4096)
+    def request_spins(self) -> dict[str, SpinBox]:
+        return {
+            "width": self.width_box,
+            "height": self.height_box,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "count": self.count,
+        }
+
+    def _native_size(self) -> int:
+        return self._model_info.native_size if self._model_info is not None and self._model_info.native_size else 512
+
+    def apply_model_info(self, info: ModelInfo | None, *, apply_defaults: bool) -> None:
+        """Sizes near the model's own and the schedulers that fit it; with ``apply_defaults`` the
+        size goes to the model's square."""
+        low, high = editor_range(field_limit(ImageRequest, "width"))
+        if info is not None and info.size_range[1] > 0:
+            low, high = info.size_range
         for box in (self.width_box, self.height_box):
             box.blockSignals(True)
             box.setRange(int(low), int(high))
             box.blockSignals(False)
         self.size_preset.clear()
-        for label, width, height in preset_sizes(native):
+        for label, width, height in preset_sizes(self._native_size()):
             self.size_preset.addItem(label, (width, height))
         self.size_preset.addItem("Custom", None)
-        if info:
+        if info is not None and apply_defaults:
             self._set_size(*self.size_preset.itemData(0))
         self._sync_preset()
         current = self.scheduler.currentData()
         self.scheduler.clear()
-        default = info.get("default_scheduler", "")
+        default = info.default_scheduler if info is not None else ""
         self.scheduler.addItem(f"Default ({default})" if default else "Default", "")
-        for name in info.get("schedulers", []):
+        for name in info.schedulers if info is not None else ():
             if name != default:
                 self.scheduler.addItem(name, name)
         index = self.scheduler.findData(current)
         self.scheduler.setCurrentIndex(max(index, 0))
-        self.negative.setEnabled(info.get("negative_prompt", True))
-        if info:
-            defaults = self.model_defaults(self.model_picker.current_model(), info.get("suggested_defaults"))
-            if "steps" in defaults:
-                self.steps.setValue(int(defaults["steps"]))
-            if "guidance" in defaults:
-                self.guidance.setValue(float(defaults["guidance"]))
-        start_ok = info.get("image_to_image", True)
-        for widget in (self.start_box, self.choose_start, self.strength):
-            widget.setEnabled(start_ok)
-        if not start_ok and self._start_image:
-            self.clear_start_image()
-        procedural = bool(info.get("procedural"))  # the pattern painter: no steps, guidance or scheduler
-        for widget in (self.steps, self.guidance, self.scheduler):
-            widget.setEnabled(not procedural)
-        self._update_hint()
 
     def _set_size(self, width: int, height: int) -> None:
         for box, value in ((self.width_box, width), (self.height_box, height)):
@@ -289,10 +299,12 @@ class ImagePanel(GenerationPanel):
         self._start_image = path
         self._start_parent = parent_id
         self.start_box.show_image(Path(path))
-        self.clear_start.setEnabled(True)
+        self._update_buttons()
+        if not self.uses(Control.IMAGE_INPUT):
+            self.run_status.setText(self.why_unused(Control.IMAGE_INPUT))
         image = QImage(path)
         if not image.isNull():  # keep the shape of the starting image, near the model's size
-            native = int(self._model_info.get("native_size") or 512)
+            native = self._native_size()
             scale = math.sqrt(native * native / max(1, image.width() * image.height()))
             self._set_size(max(8, round(image.width() * scale / 8) * 8), max(8, round(image.height() * scale / 8) * 8))
             self._sync_preset()
@@ -301,7 +313,7 @@ class ImagePanel(GenerationPanel):
         self._start_image = ""
         self._start_parent = None
         self.start_box.clear_image()
-        self.clear_start.setEnabled(False)
+        self._update_buttons()
 
     def _choose_start(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Starting image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
@@ -326,19 +338,21 @@ class ImagePanel(GenerationPanel):
     # -- requests -----------------------------------------------------------------
 
     def build_request(self) -> ImageRequest:
+        """The request the controls describe; what the model does not use is left at its default."""
+        use = self.used_value
         return ImageRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
             seed=self.seed.value(),
-            negative=self.negative.toPlainText() if self.negative.isEnabled() else "",
+            negative=use(Control.NEGATIVE_PROMPT, self.negative.toPlainText(), ImageRequest.negative),
             width=self.width_box.value(),
             height=self.height_box.value(),
-            steps=self.steps.value(),
-            guidance=self.guidance.value(),
-            scheduler=str(self.scheduler.currentData() or ""),
+            steps=use(Control.STEPS, self.steps.value(), ImageRequest.steps),
+            guidance=use(Control.GUIDANCE, self.guidance.value(), ImageRequest.guidance),
+            scheduler=use(Control.SCHEDULER, str(self.scheduler.currentData() or ""), ImageRequest.scheduler),
             count=self.count.value(),
-            init_image=self._start_image,
-            strength=self.strength.value() / 100,
+            init_image=use(Control.IMAGE_INPUT, self._start_image, ImageRequest.init_image),
+            strength=use(Control.IMAGE_INPUT, self.strength.value() / 100, ImageRequest.strength),
         )
 
     def generate(self) -> None:
@@ -349,23 +363,13 @@ class ImagePanel(GenerationPanel):
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return
-        self._submit(request, parent=self._start_parent if request.init_image else None)
+        self.submit_request(request, parent=self._start_parent if request.init_image else None)
 
-    def _submit(self, request: ImageRequest, parent: str | None = None) -> str:
-        job = self.services.worker.submit(request, parent=parent)
-        self.track(job)
-        self._queued.append(job)
-        if not self._running:
-            self.progress.waiting("Waiting for the worker…")
-        self._show_queue()
+    def submit_request(self, request: Request, parent: str | None = None) -> str | None:
+        job = self.submit(request, parent)
+        self.show_waiting()
         self._update_buttons()
-        return job
-
-    def submit_request(self, request, parent: str | None = None) -> str | None:
-        return self._submit(request, parent)
-
-    def show_status(self, text: str) -> None:
-        self.run_status.setText(text)
+        return job.id
 
     def vary(self) -> None:
         item = self._selected_item()
@@ -377,25 +381,19 @@ class ImagePanel(GenerationPanel):
         if item is not None:
             self.apply_request(item.record.request, item.record.parent)
 
-    def apply_request(self, request: dict, parent: str | None = None) -> None:
-        self.prompt.setPlainText(str(request.get("prompt", "")))
-        self.negative.setPlainText(str(request.get("negative", "")))
-        index = self.model_picker.findData(str(request.get("model", "")))
-        if index >= 0:
-            self.model_picker.setCurrentIndex(index)
-        self._set_size(int(request.get("width", 512)), int(request.get("height", 512)))
+    def set_request(self, request: Request, parent: str | None) -> None:
+        assert isinstance(request, ImageRequest)
+        self.prompt.setPlainText(request.prompt)
+        self.negative.setPlainText(request.negative)
         self._sync_preset()
-        self.steps.setValue(int(request.get("steps", ImageRequest.steps)))
-        self.guidance.setValue(float(request.get("guidance", ImageRequest.guidance)))
-        scheduler = self.scheduler.findData(str(request.get("scheduler", "")))
+        scheduler = self.scheduler.findData(request.scheduler)
         self.scheduler.setCurrentIndex(max(scheduler, 0))
-        if isinstance(request.get("seed"), int):
-            self.seed.lock(request["seed"])
+        if request.seed is not None:
+            self.seed.lock(request.seed)
         self.count.setValue(1)
-        start = str(request.get("init_image", ""))
-        if start and Path(start).is_file():
-            self.set_start_image(start, parent)
-            self.strength.setValue(round(float(request.get("strength", ImageRequest.strength)) * 100))
+        if request.init_image:
+            self.set_start_image(request.init_image, parent)
+            self.strength.setValue(round(request.strength * 100))
         else:
             self.clear_start_image()
 
@@ -404,34 +402,20 @@ class ImagePanel(GenerationPanel):
 
     # -- events -------------------------------------------------------------------
 
-    def handle_event(self, event: JobEvent) -> None:
-        if event.kind is EventKind.MODEL_INFO:
-            self._jobs.discard(event.job_id)
-            info = event.result or {}
-            if event.job_id == self._info_job and info.get("path") == self.model_picker.current_model():
-                self._apply_model_info(info)
-            return
-        if event.kind is EventKind.QUEUED:
-            self._show_queue()
-        elif event.kind is EventKind.STARTED:
-            self._running = event.job_id
-            self.progress.waiting("Loading the model…")
+    def handle_event(self, job: Job, event: JobEvent) -> None:
+        self.show_progress(event)
+        if event.kind is EventKind.STARTED:
             self.run_status.setText("")
-            self._show_queue()
-        elif event.kind is EventKind.PROGRESS:
-            self.progress.step(event.step, event.total)
         elif event.kind is EventKind.PREVIEW and event.preview is not None:
             self.view.set_image(qimage_from_array(event.preview))
         elif event.is_terminal:
-            self._job_ended(event)
+            self._job_ended(job, event)
+        if event.kind in (EventKind.QUEUED, EventKind.STARTED) or event.is_terminal:
+            self._update_buttons()
 
-    def _job_ended(self, event: JobEvent) -> None:
-        if event.job_id in self._queued:
-            self._queued.remove(event.job_id)
-        if event.job_id == self._running:
-            self._running = ""
+    def _job_ended(self, job: Job, event: JobEvent) -> None:
         if event.kind is EventKind.FINISHED:
-            items = list(event.result or [])
+            items = job.items
             for item in items:
                 self._add_to_strip(item)
             if items:
@@ -441,17 +425,13 @@ class ImagePanel(GenerationPanel):
                 f"Saved {len(items)} image{'s' if len(items) != 1 else ''}"
                 + (f" in {seconds:.1f} s" if seconds else "")
             )
-            self.items_saved.emit(items)
+            self.items_saved.emit(list(items))
         elif event.kind is EventKind.CANCELLED:
             self.run_status.setText("Cancelled; nothing was saved.")
         elif event.kind is EventKind.ERROR:
-            self.report_error(self.run_status, event)
-        if not self._running:
-            self.progress.idle() if not self._queued else self.progress.waiting("Waiting for the worker…")
-        self._show_queue()
-        self._update_buttons()
+            self.report_error(self.run_status, job)
 
-    def _add_to_strip(self, item) -> None:
+    def _add_to_strip(self, item: GalleryItem) -> None:
         pixmap = QPixmap(str(item.path))
         entry = QListWidgetItem(
             QIcon(
@@ -473,35 +453,27 @@ class ImagePanel(GenerationPanel):
                 self.view.set_image(image)
         self._update_buttons()
 
-    def _selected_item(self):
+    def _selected_item(self) -> GalleryItem | None:
         current = self.strip.currentItem()
-        return current.data(Qt.ItemDataRole.UserRole) if current is not None else None
+        if current is None:
+            return None
+        item: GalleryItem | None = current.data(Qt.ItemDataRole.UserRole)
+        return item
 
-    def _show_queue(self) -> None:
-        waiting = len(self._queued) - (1 if self._running else 0)
-        if waiting > 0:
-            self.hint.setText(f"{waiting} more queued in this tab")
-        else:
-            self._update_hint()
-
-    def _update_hint(self) -> None:
-        if not self.model_picker.current_model():
-            self.hint.setText("No image model found: add a diffusers model folder with 'studio models add FOLDER'.")
-        elif not self.prompt.toPlainText().strip():
-            self.hint.setText(
-                " ".join(["Describe the image to generate it.", self._model_info.get("hint", "")]).strip()
-            )
-        else:
-            self.hint.setText(self._model_info.get("hint", ""))
+    def update_controls(self) -> None:
+        self._update_buttons()
 
     def _update_buttons(self) -> None:
         has_prompt = bool(self.prompt.toPlainText().strip())
         has_model = bool(self.model_picker.current_model())
         selected = self._selected_item() is not None
-        self.generate_button.setEnabled(has_prompt and has_model)
-        self.cancel_button.setEnabled(bool(self._queued))
-        for widget in (self.vary_button, self.reuse_button, self.as_start_button):
+        self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.cancel_button.setEnabled(self.busy())
+        for widget in (self.vary_button, self.reuse_button):
             widget.setEnabled(selected)
-        self.clear_start.setEnabled(bool(self._start_image))
-        if len(self._queued) <= (1 if self._running else 0):
-            self._update_hint()
+        self.apply_capabilities()
+        self.update_hint(
+            has_prompt=has_prompt,
+            ask="Describe the image to generate it.",
+            no_model="No image model found: add a diffusers model folder with 'studio models add FOLDER'.",
+        )

@@ -3,37 +3,56 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtCore import QByteArray, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QPushButton, QTabWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QWidget,
+)
 
 import studio
 from studio.core.events import EventKind, JobEvent
-from studio.runtime.services import make_catalog
+from studio.runtime.services import Services, make_catalog
 from studio.ui.bridge import WorkerBridge
 from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.image_panel import ImagePanel
+from studio.ui.jobs import Job, JobQueue, JobState
 from studio.ui.music_panel import MusicPanel
-from studio.ui.panel_base import GenerationPanel
+from studio.ui.panel_base import GenerationPanel, set_text
 from studio.ui.text_panel import TextPanel
 from studio.ui.theme import apply_theme, icon
+
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+    from studio.ui.model_manager import ModelManager
+    from studio.ui.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, services) -> None:
+    def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
         self._shut_down = False
         self.setWindowTitle(studio.APP_NAME)
         self.resize(1100, 720)
         self.bridge = WorkerBridge(services.worker, self)
+        # Every job of every tab, and the status bar's count, from the worker's events.
+        self.jobs = JobQueue(services.worker, parent=self)
+        self.bridge.received.connect(self.jobs.on_event)
 
-        self.text_panel = TextPanel(services)
-        self.image_panel = ImagePanel(services)
-        self.music_panel = MusicPanel(services)
+        self.text_panel = TextPanel(services, self.jobs)
+        self.image_panel = ImagePanel(services, self.jobs)
+        self.music_panel = MusicPanel(services, self.jobs)
         self.gallery_panel = GalleryPanel(services)
         self.panels: dict[str, GenerationPanel] = {
             "text": self.text_panel,
@@ -44,7 +63,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("media tabs")
         self.tabs.setToolTip("Ctrl+1 Text · Ctrl+2 Image · Ctrl+3 Music · Ctrl+4 Gallery")
-        self.tab_names = {}
+        self.tab_names: dict[QWidget, str] = {}
+        panel: QWidget
         for panel, name in (
             (self.text_panel, "Text"),
             (self.image_panel, "Image"),
@@ -56,11 +76,11 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(self.tabs)
 
-        for panel in self.panels.values():
-            self.bridge.event.connect(panel.on_worker_event)
-            panel.items_saved.connect(self._items_saved)
-            panel.prompt_for.connect(self._send_prompt)
-        self.bridge.event.connect(self._on_event)
+        for tab in self.panels.values():
+            tab.items_saved.connect(self._items_saved)
+            tab.prompt_for.connect(self._send_prompt)
+        self.bridge.received.connect(self._on_event)
+        self.jobs.changed.connect(self._job_changed)
         self.gallery_panel.open_requested.connect(self._open_item)
         self.gallery_panel.reuse_requested.connect(self.reuse_item)
         self.gallery_panel.vary_requested.connect(self.vary_item)
@@ -98,7 +118,7 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
-        self.tab_actions = []
+        self.tab_actions: list[QAction] = []
         for number in range(self.tabs.count()):
             action = QAction(self.tabs.tabText(number), self)
             action.setShortcut(QKeySequence(f"Ctrl+{number + 1}"))
@@ -129,7 +149,7 @@ class MainWindow(QMainWindow):
             f"Outputs and logs: {self.services.paths.data}"
         )
 
-    def model_manager(self):
+    def model_manager(self) -> ModelManager:
         """The model manager, wired so every tab's picker follows its changes."""
         from studio.ui.model_manager import ModelManager
 
@@ -150,25 +170,24 @@ class MainWindow(QMainWindow):
         self.image_panel.refresh_models(specs, last.get("image", ""))
         self.music_panel.refresh_models(specs, last.get("music", ""))
 
-    def _show_device(self, info: dict) -> None:
+    def _show_device(self, info: dict[str, Any]) -> None:
         text = f"Device: {info.get('name', 'unknown')}"
         if info.get("free_bytes"):
             text += f" · {info['free_bytes'] / 2**30:.1f} GiB free"
-        self.device_label.setText(text)
+        set_text(self.device_label, text)
 
     def _on_event(self, event: JobEvent) -> None:
         if event.kind is EventKind.DEVICE:
             self._show_device(event.result or {})
-        self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")
-        if event.is_terminal or event.kind is EventKind.QUEUED:
-            # Terminal events arrive before the worker takes the next job: read the queue again then.
-            QTimer.singleShot(0, self._show_queue_length)
-        if event.kind is EventKind.STARTED and event.info.get("kind") in self.panels:
-            self._remember_model(event.info["kind"])
-        if event.kind is EventKind.ERROR and event.info.get("unsaved"):
-            self._unsaved.append(event.job_id)
+
+    def _job_changed(self, job: Job) -> None:
+        self._show_queue_length()
+        if job.state is JobState.RUNNING and job.is_generation and job.kind in self.panels:
+            self._remember_model(job.kind, job.model)
+        if job.state is JobState.FAILED and job.unsaved:
+            self._unsaved.append(job.id)
             self.retry_button.setVisible(True)
-        if event.kind is EventKind.FINISHED and event.info.get("keep_of"):
+        if job.state is JobState.FINISHED and not job.is_generation:
             self.gallery_panel.refresh()
             self.statusBar().showMessage("Saved to the gallery", 5000)
 
@@ -177,26 +196,25 @@ class MainWindow(QMainWindow):
         waiting, self._unsaved = self._unsaved, []
         self.retry_button.setVisible(False)
         for job_id in waiting:
-            self.services.worker.retry_save(job_id)
+            self.jobs.retry_save(job_id)
 
     def _show_queue_length(self) -> None:
-        self.queue_label.setText(f"Queue: {self.services.worker.queued_count}")
+        set_text(self.queue_label, f"Queue: {self.jobs.count_waiting()}")
 
-    def _remember_model(self, kind: str) -> None:
-        panel = self.panels[kind]
-        picker = getattr(panel, "model_picker", None)
-        if picker is None or not picker.current_model():
+    def _remember_model(self, kind: str, model: str) -> None:
+        """Keep the model a job of ``kind`` ran with (not what its tab shows now): the tab starts on it next time."""
+        if not model:
             return
         last = self.services.settings.get("last_models")
-        if last.get(kind) != picker.current_model():
-            last[kind] = picker.current_model()
+        if last.get(kind) != model:
+            last[kind] = model
             self.services.settings.set("last_models", last)
             try:
                 self.services.settings.save()
             except OSError:
                 log.warning("could not save settings", exc_info=True)
 
-    def _items_saved(self, items: list) -> None:
+    def _items_saved(self, items: list[GalleryItem]) -> None:
         self.gallery_panel.refresh()
         if not items:
             return
@@ -221,18 +239,17 @@ class MainWindow(QMainWindow):
     def show_settings(self) -> None:
         self.settings_dialog().exec()
 
-    def settings_dialog(self):
+    def settings_dialog(self) -> SettingsDialog:
         from studio.ui.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.services.settings, self)
         dialog.applied.connect(self._settings_changed)
         return dialog
 
-    def _settings_changed(self, names: list) -> None:
-        if "theme" in names:
-            from PySide6.QtWidgets import QApplication
-
-            apply_theme(QApplication.instance(), str(self.services.settings.get("theme")))
+    def _settings_changed(self, names: list[str]) -> None:
+        app = QApplication.instance()
+        if "theme" in names and isinstance(app, QApplication):
+            apply_theme(app, str(self.services.settings.get("theme")))
         if {"model_folders", "allow_pickle_models"} & set(names):
             self.refresh_models()
 
@@ -243,18 +260,16 @@ class MainWindow(QMainWindow):
 
     # -- window state -----------------------------------------------------------------
 
-    def _splitters(self) -> dict:
-        from PySide6.QtWidgets import QSplitter
-
+    def _splitters(self) -> dict[str, QSplitter | None]:
         return {name.lower(): panel.findChild(QSplitter) for panel, name in self.tab_names.items()}
 
     def save_window_state(self) -> None:
         """Size and place, splitter positions and the current tab, kept in the settings."""
         state = {
-            "geometry": bytes(self.saveGeometry().toBase64()).decode(),
+            "geometry": _base64(self.saveGeometry()),
             "tab": self.tabs.currentIndex(),
             "splitters": {
-                name: bytes(splitter.saveState().toBase64()).decode()
+                name: _base64(splitter.saveState())
                 for name, splitter in self._splitters().items()
                 if splitter is not None
             },
@@ -266,8 +281,6 @@ class MainWindow(QMainWindow):
             log.warning("could not save the window state", exc_info=True)
 
     def restore_window_state(self) -> None:
-        from PySide6.QtCore import QByteArray
-
         state = self.services.settings.get("window_state")
         if isinstance(state.get("geometry"), str):
             self.restoreGeometry(QByteArray.fromBase64(state["geometry"].encode()))
@@ -278,7 +291,7 @@ class MainWindow(QMainWindow):
             if splitter is not None and isinstance(saved.get(name), str):
                 splitter.restoreState(QByteArray.fromBase64(saved[name].encode()))
 
-    def _open_item(self, item) -> None:
+    def _open_item(self, item: GalleryItem) -> None:
         """Double-click in the gallery: music opens in the Music tab's player, the rest in their app."""
         if item.kind == "music":
             self.music_panel.load_item(item)
@@ -286,19 +299,19 @@ class MainWindow(QMainWindow):
         else:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(item.path)))
 
-    def reuse_item(self, item) -> None:
+    def reuse_item(self, item: GalleryItem) -> None:
         """Fill the tab that made ``item`` with its prompt and settings."""
         panel = self.panels.get(item.kind)
         if panel is not None:
             panel.apply_request(item.record.request, item.record.parent)
             self.tabs.setCurrentWidget(panel)
 
-    def vary_item(self, item) -> None:
+    def vary_item(self, item: GalleryItem) -> None:
         panel = self.panels.get(item.kind)
         if panel is not None and panel.vary_item(item):
             self.statusBar().showMessage("Making it again with a new seed…", 4000)
 
-    def use_as_input(self, item) -> None:
+    def use_as_input(self, item: GalleryItem) -> None:
         """Start from ``item``: image-to-image, continuing the clip, or continuing the text."""
         if item.kind == "image":
             self.image_panel.set_start_image(str(item.path), item.id)
@@ -331,3 +344,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def _base64(data: QByteArray) -> str:
+    return bytes(data.toBase64().data()).decode()

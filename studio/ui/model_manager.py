@@ -4,6 +4,7 @@ add or remove folders, read the model card, allow pickle weights, and set per-mo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -28,44 +29,70 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engines.models import suggested_defaults
-from studio.runtime.downloads import download_command, download_environment, parse_line
+from studio.core.models import ModelSpec, starting_defaults, suggested_defaults
+from studio.core.requests import REQUEST_TYPES, field_limit
+from studio.core.settings import Settings
+from studio.runtime.download_manager import download_command, download_environment, parse_line
 from studio.runtime.services import make_catalog
-from studio.ui.widgets.controls import button
+from studio.ui.widgets.controls import button, double_spin_for
 
-# The parameters a model can start with, by kind: (name, label, low, high, step, decimals).
-DEFAULT_PARAMETERS = {
-    "image": (("steps", "Steps", 1, 500, 1, 0), ("guidance", "Guidance", 0.0, 50.0, 0.5, 2)),
-    "text": (("temperature", "Temperature", 0.0, 5.0, 0.05, 2), ("max_tokens", "Max tokens", 1, 32768, 16, 0)),
-    "music": (("duration", "Duration (s)", 0.5, 600.0, 1.0, 1), ("guidance", "Guidance", 0.0, 30.0, 0.5, 2)),
+if TYPE_CHECKING:
+    from studio.runtime.services import Services
+
+# The parameters a model can start with, by kind; their ranges, steps and labels are the
+# limits the requests declare (``studio.core.requests``).
+DEFAULT_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "image": ("steps", "guidance"),
+    "text": ("temperature", "max_tokens"),
+    "music": ("duration", "guidance"),
 }
 _COLUMNS = ("Name", "Kind", "Family", "Size", "Dtype", "Licence", "Source", "Status")
 
 
 def format_size(size: int) -> str:
+    amount = float(size)
     for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
+        if amount < 1024 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GB"
 
 
-def model_defaults(settings, spec) -> dict[str, float]:
+def model_defaults(settings: Settings, spec: ModelSpec) -> dict[str, float]:
     """What a model starts with: the user's saved defaults, else what its kind of model needs."""
-    saved = settings.get("model_defaults").get(str(spec.path))
-    return dict(saved) if saved else suggested_defaults(spec)
+    return starting_defaults(settings.get("model_defaults"), str(spec.path), suggested_defaults(spec))
+
+
+def default_editor(kind: str, name: str, value: float | None = None) -> QDoubleSpinBox:
+    """The editor of one per-model default: the range, step and label the request of ``kind`` declares
+    for ``name``, with one step below the lowest value meaning "not set" (the tab keeps its own)."""
+    request_cls = REQUEST_TYPES[kind]
+    declared = field_limit(request_cls, name)
+    decimals = 0 if declared.integer else 2
+    label = declared.label.lower() + (f" ({declared.unit})" if declared.unit else "")
+    box = double_spin_for(
+        request_cls,
+        name,
+        f"The {label} this model starts with (lowest = leave the tab's own)",
+        decimals=decimals,
+        name=f"default {label}",
+    )
+    box.setSpecialValueText("tab's own")  # the minimum means "not set": the tab keeps its value
+    box.setMinimum(box.minimum() - declared.step)
+    box.setValue(box.minimum() if value is None else float(value))
+    return box
 
 
 class ModelManager(QDialog):
     models_changed = Signal()
 
-    def __init__(self, services, parent: QWidget | None = None) -> None:
+    def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.resize(1000, 620)
         self.services = services
         self.settings = services.settings
-        self.specs: list = []
+        self.specs: list[ModelSpec] = []
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
         self.table.setAccessibleName("models")
@@ -170,7 +197,7 @@ class ModelManager(QDialog):
             self.table.selectRow(0)
         self._show_selected()
 
-    def selected(self):
+    def selected(self) -> ModelSpec | None:
         row = self.table.currentRow()
         return self.specs[row] if 0 <= row < len(self.specs) else None
 
@@ -185,11 +212,11 @@ class ModelManager(QDialog):
         has = spec is not None
         self.reveal_button.setEnabled(has)
         self.remove_button.setEnabled(has and self._user_folder_of(spec) is not None)
-        allowed = bool(has and spec.details.get("pickle_allowed"))
-        self.pickle_button.setEnabled(allowed or (has and "pickle" in spec.reason))
+        allowed = bool(spec is not None and spec.details.get("pickle_allowed"))
+        self.pickle_button.setEnabled(allowed or (spec is not None and "pickle" in spec.reason))
         self.pickle_button.setText("Refuse pickle weights" if allowed else "Allow pickle weights…")
         self._build_defaults(spec)
-        if not has:
+        if spec is None:
             self.card.clear()
             self.status.setText("No models found yet: Add folder… or put models in the Hugging Face cache.")
             return
@@ -204,23 +231,17 @@ class ModelManager(QDialog):
         except (OSError, UnicodeDecodeError) as exc:
             self.card.setPlainText(f"The model card cannot be read: {exc}")
 
-    def _build_defaults(self, spec) -> None:
+    def _build_defaults(self, spec: ModelSpec | None) -> None:
         while self.defaults_form.rowCount():
             self.defaults_form.removeRow(0)
         self.default_fields = {}
         parameters = DEFAULT_PARAMETERS.get(spec.kind, ()) if spec is not None else ()
         values = model_defaults(self.settings, spec) if spec is not None else {}
-        for name, label, low, high, step, decimals in parameters:
-            box = QDoubleSpinBox()
-            box.setRange(low, high)
-            box.setSingleStep(step)
-            box.setDecimals(decimals)
-            box.setSpecialValueText("tab's own")  # the minimum means "not set": the tab keeps its value
-            box.setMinimum(low - step)
-            box.setValue(float(values.get(name, low - step)))
-            box.setAccessibleName(f"default {label.lower()}")
-            box.setToolTip(f"The {label.lower()} this model starts with (lowest = leave the tab's own)")
-            self.defaults_form.addRow(label, box)
+        for name in parameters:
+            assert spec is not None
+            box = default_editor(spec.kind, name, values.get(name))
+            declared = field_limit(REQUEST_TYPES[spec.kind], name)
+            self.defaults_form.addRow(declared.label + (f" ({declared.unit})" if declared.unit else ""), box)
             self.default_fields[name] = box
         self.defaults_box.setEnabled(bool(parameters))
         self.save_defaults_button.setEnabled(bool(parameters))
@@ -281,14 +302,12 @@ class ModelManager(QDialog):
         spec = self.selected()
         if spec is None:
             return
-        values = {
-            name: box.value()
-            for name, box in self.default_fields.items()
-            if box.value() >= box.minimum() + box.singleStep() / 2  # the minimum means "not set"
-        }
-        for name in ("steps", "max_tokens"):
-            if name in values:
-                values[name] = round(values[name])
+        request_cls = REQUEST_TYPES[spec.kind]
+        values: dict[str, float] = {}
+        for name, box in self.default_fields.items():
+            if box.value() < box.minimum() + box.singleStep() / 2:  # the minimum means "not set"
+                continue
+            values[name] = round(box.value()) if field_limit(request_cls, name).integer else box.value()
         defaults = self.settings.get("model_defaults")
         defaults[str(spec.path)] = values
         if not values:
@@ -358,15 +377,15 @@ class ModelManager(QDialog):
         else:
             self.status.setText(f"Download of {repo_id} failed: {self._download_error or 'no result'}")
 
-    def _user_folder_of(self, spec) -> str | None:
+    def _user_folder_of(self, spec: ModelSpec | None) -> str | None:
         if spec is None or spec.source != "folder":
             return None
         for folder in self.settings.get("model_folders"):
             if spec.path == Path(folder) or Path(folder) in spec.path.parents:
-                return folder
+                return str(folder)
         return None
 
-    def _save(self, name: str, value) -> None:
+    def _save(self, name: str, value: Any) -> None:
         self.settings.set(name, value)
         try:
             self.settings.save()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -19,32 +20,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.capabilities import Control
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import MusicRequest
-from studio.ui.panel_base import GenerationPanel
+from studio.core.requests import MusicRequest, Request
+from studio.ui.jobs import Job, JobQueue
+from studio.ui.panel_base import GenerationPanel, SpinBox
 from studio.ui.widgets.audio_player import AudioPlayer
-from studio.ui.widgets.controls import SeedField, button, double_spin, spin
+from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
 from studio.ui.widgets.model_picker import ModelPicker
 from studio.ui.widgets.waveform import WaveformView
+
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+    from studio.runtime.services import Services
 
 _AUDIO_FILTER = "Audio (*.flac *.wav *.ogg *.mp3)"
 
 
 class MusicPanel(GenerationPanel):
     kind = "music"
+    what = "piece"
 
-    def __init__(self, services, parent: QWidget | None = None) -> None:
-        super().__init__(services, parent)
-        self._running = ""
-        self._info_job = ""
-        self._model_info: dict = {}
+    def __init__(self, services: Services, jobs: JobQueue, parent: QWidget | None = None) -> None:
+        super().__init__(services, jobs, parent)
         self._continue_from = ""
         self._continue_parent: str | None = None
         self._melody = ""
-        self._current_item = None
+        self._current_item: GalleryItem | None = None
         self._build()
-        self._apply_model_info({})
         self._update_buttons()
 
     # -- layout -----------------------------------------------------------------
@@ -57,20 +61,11 @@ class MusicPanel(GenerationPanel):
         self.prompt.setAccessibleName("prompt")
         self.prompt.setToolTip("Genre, instruments, mood, tempo. Ctrl+Enter generates.")
         self.prompt.textChanged.connect(self._update_buttons)
-        self.duration = double_spin(0.5, 600.0, MusicRequest.duration, 1.0, "duration", "Seconds of new music")
+        self.duration = double_spin_for(MusicRequest, "duration", "Seconds of new music")
         self.duration.setSuffix(" s")
-        self.guidance = double_spin(
-            0.0, 30.0, MusicRequest.guidance, 0.5, "guidance", "How closely to follow the prompt (0 turns it off)"
-        )
-        self.temperature = double_spin(
-            0.0,
-            5.0,
-            MusicRequest.temperature,
-            0.05,
-            "temperature",
-            "Higher is more surprising; 0 is greedy",
-        )
-        self.top_k = spin(0, 100000, MusicRequest.top_k, "top k", "Sample from the k likeliest codes; 0 is off")
+        self.guidance = double_spin_for(MusicRequest, "guidance", "How closely to follow the prompt (0 turns it off)")
+        self.temperature = double_spin_for(MusicRequest, "temperature", "Higher is more surprising; 0 is greedy")
+        self.top_k = spin_for(MusicRequest, "top_k", "Sample from the k likeliest codes; 0 is off")
         self.seed = SeedField("music")
         self.continue_label = QLabel("—")
         self.continue_label.setAccessibleName("continues")
@@ -102,7 +97,7 @@ class MusicPanel(GenerationPanel):
         melody_row.addWidget(self.clear_melody)
         form.addRow("Melody", melody_row)
 
-        buttons = self.build_run_controls("piece")
+        buttons = self.build_run_controls()
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(QLabel("Prompt"))
@@ -160,37 +155,37 @@ class MusicPanel(GenerationPanel):
 
     # -- models -------------------------------------------------------------------
 
-    def refresh_models(self, specs: list, preferred: str = "") -> None:
-        self.model_picker.set_models(specs, preferred)
-        self._update_buttons()
+    def capability_widgets(self) -> dict[Control, list[QWidget]]:
+        return {
+            Control.GUIDANCE: [self.guidance],
+            Control.TEMPERATURE: [self.temperature],
+            Control.TOP_K: [self.top_k],
+            Control.AUDIO_INPUT: [self.continue_label, self.clear_continue, self.continue_button],
+            Control.MELODY_INPUT: [self.melody_label, self.melody_button, self.clear_melody],
+        }
 
-    def _model_changed(self, model: str) -> None:
-        self._apply_model_info({})
-        if model:
-            self._info_job = self.services.worker.describe_model(model)
-            self.track(self._info_job)
-        self._update_buttons()
+    def conditions(self) -> dict[QWidget, bool]:
+        return {
+            self.clear_continue: bool(self._continue_from),
+            self.continue_button: self.player.path is not None,
+            self.clear_melody: bool(self._melody),
+        }
 
-    def _apply_model_info(self, info: dict) -> None:
-        self._model_info = info
-        if info:
-            defaults = self.model_defaults(self.model_picker.current_model())
-            if "duration" in defaults:
-                self.duration.setValue(float(defaults["duration"]))
-            if "guidance" in defaults:
-                self.guidance.setValue(float(defaults["guidance"]))
-        self.guidance.setEnabled(not info.get("symbolic"))  # a melody model samples notes: no guidance
-        melody = bool(info.get("melody"))
-        for widget in (self.melody_button, self.melody_label):
-            widget.setEnabled(melody)
-        if not melody and self._melody:
-            self._set_melody("")
-        self._update_buttons()
+    def request_spins(self) -> dict[str, SpinBox]:
+        return {
+            "duration": self.duration,
+            "guidance": self.guidance,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+        }
 
     # -- inputs -------------------------------------------------------------------
 
     def continue_loaded(self) -> None:
         if self.player.path is None:
+            return
+        if not self.uses(Control.AUDIO_INPUT):
+            self.run_status.setText(self.why_unused(Control.AUDIO_INPUT))
             return
         item = self._current_item
         self._continue_from = str(self.player.path)
@@ -220,17 +215,23 @@ class MusicPanel(GenerationPanel):
             self.load_file(Path(path))
 
     def build_request(self) -> MusicRequest:
+        """The request the controls describe; what the model does not use is left at its default."""
+        use = self.used_value
         return MusicRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
             seed=self.seed.value(),
             duration=self.duration.value(),
-            guidance=self.guidance.value(),
-            temperature=self.temperature.value(),
-            top_k=self.top_k.value(),
-            audio_prompt=self._continue_from,
-            melody=self._melody,
+            guidance=use(Control.GUIDANCE, self.guidance.value(), MusicRequest.guidance),
+            temperature=use(Control.TEMPERATURE, self.temperature.value(), MusicRequest.temperature),
+            top_k=use(Control.TOP_K, self.top_k.value(), MusicRequest.top_k),
+            audio_prompt=self._continuation(),
+            melody=use(Control.MELODY_INPUT, self._melody, MusicRequest.melody),
         )
+
+    def _continuation(self) -> str:
+        """The clip this generation continues, when the model continues clips."""
+        return str(self.used_value(Control.AUDIO_INPUT, self._continue_from, MusicRequest.audio_prompt))
 
     def set_prompt(self, text: str) -> None:
         self.prompt.setPlainText(text)
@@ -247,62 +248,36 @@ class MusicPanel(GenerationPanel):
             return
         self.submit_request(request, parent=self._continue_parent if request.audio_prompt else None)
 
-    def submit_request(self, request, parent: str | None = None) -> str | None:
-        job = self.services.worker.submit(request, parent=parent)
-        self.track(job)
-        self._queued.append(job)
-        if not self._running:
-            self.progress.waiting("Waiting for the worker…")
+    def submit_request(self, request: Request, parent: str | None = None) -> str | None:
+        job = self.submit(request, parent)
+        self.show_waiting()
         self._update_buttons()
-        return job
+        return job.id
 
-    def show_status(self, text: str) -> None:
-        self.run_status.setText(text)
-
-    def apply_request(self, request: dict, parent: str | None = None) -> None:
-        self.prompt.setPlainText(str(request.get("prompt", "")))
-        index = self.model_picker.findData(str(request.get("model", "")))
-        if index >= 0:
-            self.model_picker.setCurrentIndex(index)
-        self.duration.setValue(float(request.get("duration", MusicRequest.duration)))
-        self.guidance.setValue(float(request.get("guidance", MusicRequest.guidance)))
-        self.temperature.setValue(float(request.get("temperature", MusicRequest.temperature)))
-        self.top_k.setValue(int(request.get("top_k", MusicRequest.top_k)))
-        if isinstance(request.get("seed"), int):
-            self.seed.lock(request["seed"])
-        clip = str(request.get("audio_prompt", ""))
-        if clip and Path(clip).is_file():
-            self._continue_from, self._continue_parent = clip, parent
-            self.continue_label.setText(Path(clip).name)
+    def set_request(self, request: Request, parent: str | None) -> None:
+        assert isinstance(request, MusicRequest)
+        self.prompt.setPlainText(request.prompt)
+        if request.seed is not None:
+            self.seed.lock(request.seed)
+        if request.audio_prompt:
+            self._continue_from, self._continue_parent = request.audio_prompt, parent
+            self.continue_label.setText(Path(request.audio_prompt).name)
         else:
             self.clear_continuation()
-        melody = str(request.get("melody", ""))
-        self._set_melody(melody if melody and Path(melody).is_file() else "")
+        self._set_melody(request.melody)
 
-    def handle_event(self, event: JobEvent) -> None:
-        if event.kind is EventKind.MODEL_INFO:
-            self._jobs.discard(event.job_id)
-            info = event.result or {}
-            if event.job_id == self._info_job and info.get("path") == self.model_picker.current_model():
-                self._apply_model_info(info)
-            return
+    def handle_event(self, job: Job, event: JobEvent) -> None:
+        self.show_progress(event)
         if event.kind is EventKind.STARTED:
-            self._running = event.job_id
-            self.progress.waiting("Loading the model…")
             self.run_status.setText("")
-        elif event.kind is EventKind.PROGRESS:
-            self.progress.step(event.step, event.total)
         elif event.is_terminal:
-            self._job_ended(event)
-        self._update_buttons()
+            self._job_ended(job, event)
+        if event.kind in (EventKind.QUEUED, EventKind.STARTED) or event.is_terminal:
+            self._update_buttons()
 
-    def _job_ended(self, event: JobEvent) -> None:
-        if event.job_id in self._queued:
-            self._queued.remove(event.job_id)
-        if event.job_id == self._running:
-            self._running = ""
+    def _job_ended(self, job: Job, event: JobEvent) -> None:
         if event.kind is EventKind.FINISHED:
-            items = list(event.result or [])
+            items = job.items
             for item in items:
                 entry = QListWidgetItem(f"{item.record.prompt[:50] or '(continuation)'} · {item.path.name}")
                 entry.setData(Qt.ItemDataRole.UserRole, item)
@@ -312,17 +287,15 @@ class MusicPanel(GenerationPanel):
                 self.history.setCurrentRow(0)  # loads it into the player
                 seconds = items[0].record.output.get("duration_s", 0)
                 self.run_status.setText(f"Saved {seconds:.1f} s of music.")
-            self.items_saved.emit(items)
+            self.items_saved.emit(list(items))
         elif event.kind is EventKind.CANCELLED:
             self.run_status.setText("Cancelled; nothing was saved.")
         elif event.kind is EventKind.ERROR:
-            self.report_error(self.run_status, event)
-        if not self._running:
-            self.progress.idle() if not self._queued else self.progress.waiting("Waiting for the worker…")
+            self.report_error(self.run_status, job)
 
     # -- the player -------------------------------------------------------------------
 
-    def load_item(self, item) -> None:
+    def load_item(self, item: GalleryItem) -> None:
         """Load a gallery item (this session's or any other) into the player."""
         self._current_item = item
         self.load_file(item.path, title=item.record.prompt or item.path.name)
@@ -346,23 +319,17 @@ class MusicPanel(GenerationPanel):
     def shutdown(self) -> None:
         self.player.close_player()
 
+    def update_controls(self) -> None:
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
-        has_prompt = bool(self.prompt.toPlainText().strip()) or bool(self._continue_from)
+        has_prompt = bool(self.prompt.toPlainText().strip()) or bool(self._continuation())
         has_model = bool(self.model_picker.current_model())
-        self.generate_button.setEnabled(has_prompt and has_model)
-        self.cancel_button.setEnabled(bool(self._queued))
-        can_continue = self._model_info.get("continuation", True)
-        self.continue_button.setEnabled(self.player.path is not None and can_continue)
-        self.clear_continue.setEnabled(bool(self._continue_from))
-        self.clear_melody.setEnabled(bool(self._melody))
-        waiting = len(self._queued) - (1 if self._running else 0)
-        if not has_model:
-            self.hint.setText("No music model found: add a MusicGen folder with 'studio models add FOLDER'.")
-        elif waiting > 0:
-            self.hint.setText(f"{waiting} more queued in this tab")
-        elif not has_prompt:
-            self.hint.setText(
-                " ".join(["Describe the music to generate it.", self._model_info.get("hint", "")]).strip()
-            )
-        else:
-            self.hint.setText(self._model_info.get("hint", ""))
+        self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.cancel_button.setEnabled(self.busy())
+        self.apply_capabilities()
+        self.update_hint(
+            has_prompt=has_prompt,
+            ask="Describe the music to generate it.",
+            no_model="No music model found: add a MusicGen folder with 'studio models add FOLDER'.",
+        )

@@ -1,31 +1,111 @@
-"""What every generation panel shares: tracking its own jobs among the worker's events."""
+"""What every generation panel shares: its jobs (through the window's ``JobQueue``), the model's
+capabilities (controls it does not use greyed out, with the reason), per-model defaults, reusing
+saved settings, the run controls and errors with their details."""
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
+from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import MAX_SEED, request_from_dict
+from studio.core.models import ModelSpec, starting_defaults
+from studio.core.requests import MAX_SEED, Request, request_from_dict
+from studio.ui.jobs import Job, JobQueue
+from studio.ui.widgets.controls import button
+from studio.ui.widgets.job_progress import JobProgress
+from studio.ui.widgets.model_picker import ModelPicker
+
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+    from studio.runtime.services import Services
+
+# The dynamic property that keeps a control's own tooltip while it shows why it is greyed out.
+_OWN_TOOLTIP = "studio_own_tooltip"
+
+SpinBox = QSpinBox | QDoubleSpinBox
+# Request fields that name an input file: a reused request whose file is gone is reused without it.
+_FILE_FIELDS = ("init_image", "audio_prompt", "melody")
+
+
+def set_text(label: QLabel, text: str) -> None:
+    """Set ``label``'s text only when it changes: each change asks the tab for a new layout."""
+    if label.text() != text:
+        label.setText(text)
+
+
+def set_usable(widget: QWidget, usable: bool, reason: str = "", *, enabled: bool = True) -> None:
+    """Enable ``widget`` when the model uses it (and ``enabled`` holds); when the model does not,
+    grey it out with ``reason`` as its tooltip. Its own tooltip comes back once it is usable again."""
+    own = widget.property(_OWN_TOOLTIP)
+    if own is None:
+        own = widget.toolTip()
+        widget.setProperty(_OWN_TOOLTIP, own)
+    widget.setEnabled(usable and enabled)
+    widget.setToolTip(str(own) if usable else reason)
+
+
+def apply_capabilities(
+    info: ModelInfo | None,
+    widgets: Mapping[Control, Iterable[QWidget]],
+    *,
+    also: Mapping[QWidget, bool] | None = None,
+) -> set[Control]:
+    """Grey out exactly the controls ``info``'s model does not use, each with the reason why;
+    enable the others (those in ``also`` only when their own condition holds). ``None`` (a model
+    not described yet) uses everything. Returns the controls greyed out."""
+    also = also or {}
+    unused: set[Control] = set()
+    for control, group in widgets.items():
+        usable = info is None or info.uses(control)
+        reason = "" if info is None else info.why_unused(control)
+        if not usable:
+            unused.add(control)
+        for widget in group:
+            set_usable(widget, usable, reason, enabled=also.get(widget, True))
+    return unused
 
 
 class GenerationPanel(QWidget):
-    """A tab that submits jobs of one kind and reacts to their events only."""
+    """A tab that submits jobs of one kind and reacts to the events of its own jobs only.
 
-    kind = ""
+    Subclasses build ``model_picker``, ``prompt``, ``hint`` and ``run_status`` and say which
+    widgets each ``Control`` greys out (``capability_widgets``) and which spin box edits each
+    numeric request field (``request_spins``); this class does the rest the same way for each.
+    """
+
+    kind: ClassVar[str] = ""
+    what: ClassVar[str] = "output"  # one output, in words ("image", "piece")
     # A finished job's gallery items, for the gallery tab and notifications.
     items_saved = Signal(list)
     # The user wants this text as the prompt of another tab: (kind, text).
     prompt_for = Signal(str, str)
 
-    def __init__(self, services, parent: QWidget | None = None) -> None:
+    model_picker: ModelPicker
+    hint: QLabel
+    run_status: QLabel
+
+    def __init__(self, services: Services, jobs: JobQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
-        self._jobs: set[str] = set()
+        self.jobs = jobs
+        self._model_info: ModelInfo | None = None  # the current model's description, once the worker answered
+        self._keep_settings_for = ""  # a model chosen by "Reuse settings": its defaults must not overwrite them
         self._error_detail = ("", "")
         # Errors read as a sentence; the traceback waits behind this button, for a bug report.
         self.details_button = QPushButton("Details…")
@@ -33,49 +113,248 @@ class GenerationPanel(QWidget):
         self.details_button.setToolTip("What went wrong in full, to copy into a bug report")
         self.details_button.clicked.connect(self.show_error_details)
         self.details_button.setVisible(False)
+        jobs.job_event.connect(self._on_job_event)
+        jobs.model_described.connect(self.show_model_info)
 
-    def on_worker_event(self, event: JobEvent) -> None:
-        if event.job_id in self._jobs:
-            if event.is_terminal:
-                self._jobs.discard(event.job_id)
-            if event.kind is EventKind.STARTED:
-                self.clear_error()
-            self.handle_event(event)
+    # -- overridden by each panel ----------------------------------------------------
 
-    def handle_event(self, event: JobEvent) -> None:  # overridden
+    def capability_widgets(self) -> dict[Control, list[QWidget]]:
+        """The widgets each control of this kind greys out when the model does not use it."""
+        return {}
+
+    def conditions(self) -> dict[QWidget, bool]:
+        """Widgets in ``capability_widgets`` that are enabled only when something else holds too."""
+        return {}
+
+    def request_spins(self) -> dict[str, SpinBox]:
+        """The spin box editing each numeric request field, by field name."""
+        return {}
+
+    def handle_event(self, job: Job, event: JobEvent) -> None:
         pass
 
-    def track(self, job_id: str) -> None:
-        self._jobs.add(job_id)
+    def apply_model_info(self, info: ModelInfo | None, *, apply_defaults: bool) -> None:
+        """Show what the model offers (sizes, schedulers…) beyond the greyed-out controls."""
+
+    def set_request(self, request: Request, parent: str | None) -> None:
+        """Put a saved request's prompt and settings in the controls (after ``apply_request``)."""
+        raise NotImplementedError
+
+    def submit_request(self, request: Request, parent: str | None = None) -> str | None:
+        """Queue ``request`` as if the user had pressed Generate; the job id, or None if refused."""
+        raise NotImplementedError
+
+    def generate(self) -> None:
+        raise NotImplementedError
 
     def set_prompt(self, text: str) -> None:  # overridden by panels with a prompt box
         pass
 
-    # -- what the gallery asks of the tab that made an item ------------------------
+    def show_status(self, text: str) -> None:
+        set_text(self.run_status, text)
 
-    def submit_request(self, request, parent: str | None = None) -> str | None:  # overridden
-        """Queue ``request`` as if the user had pressed Generate; the job id, or None if refused."""
-        raise NotImplementedError
+    def update_controls(self) -> None:
+        """Enable and disable the buttons after anything changed."""
 
-    def apply_request(self, request: dict, parent: str | None = None) -> None:  # overridden
-        """Put a saved request's prompt and settings back into the controls ("Reuse settings")."""
-        raise NotImplementedError
+    # -- jobs --------------------------------------------------------------------------
 
-    def show_status(self, text: str) -> None:  # overridden
-        pass
+    def _on_job_event(self, job: Job, event: JobEvent) -> None:
+        if job.owner != self.kind:
+            return
+        if event.kind is EventKind.STARTED and job.is_generation:
+            self.clear_error()
+        self.handle_event(job, event)
 
-    def build_run_controls(self, what: str):
-        """Generate / Cancel, the progress bar, the hint and the status line that queueing tabs share;
-        returns the row of buttons. ``what`` names one output ("image", "piece")."""
-        from studio.ui.widgets.controls import button
-        from studio.ui.widgets.job_progress import JobProgress
+    def submit(self, request: Request, parent: str | None = None) -> Job:
+        """Queue ``request`` for this tab."""
+        return self.jobs.submit(self.kind, request, parent)
 
-        self._queued: list[str] = []  # submitted, not yet ended, in order
+    def cancel(self) -> None:
+        """Cancel the running job and everything this tab queued."""
+        self.jobs.cancel(self.kind)
+
+    def busy(self) -> bool:
+        return bool(self.jobs.pending(self.kind))
+
+    def waiting(self) -> int:
+        """This tab's jobs waiting behind the running one."""
+        return len(self.jobs.queued(self.kind))
+
+    # -- models and their capabilities ---------------------------------------------------
+
+    def refresh_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
+        self.model_picker.set_models(specs, preferred)
+        self.update_controls()
+
+    def _model_changed(self, model: str) -> None:
+        """A model was chosen: controls as for any model until the worker has described it."""
+        self._model_info = None
+        if model != self._keep_settings_for:
+            self._keep_settings_for = ""
+        self.apply_model_info(None, apply_defaults=False)
+        if model:
+            # From the event loop, not now: while the window is being built, describing the model
+            # (transformers' config classes, imported on the side lane) would hold the interpreter
+            # lock against building it.
+            QTimer.singleShot(0, self, lambda: self._describe(model))
+        self.update_controls()
+
+    def _describe(self, model: str) -> None:
+        """Ask the worker to describe ``model`` if it is still the one chosen and the worker still runs."""
+        if model == self.model_picker.current_model() and getattr(self.services.worker, "alive", True):
+            try:
+                self.services.worker.describe_model(model)
+            except RuntimeError:  # shut down in between (the window closed)
+                pass
+
+    def show_model_info(self, info: ModelInfo) -> None:
+        """The worker described a model: when it is this tab's current one, grey out what it does not
+        use, show what it offers and (unless "Reuse settings" chose it) apply its defaults."""
+        if not info.ref or info.ref != self.model_picker.current_model():
+            return  # another tab's model, or an answer about a model no longer chosen
+        keep = self._keep_settings_for == info.ref
+        self._keep_settings_for = ""
+        self._model_info = info
+        self.apply_model_info(info, apply_defaults=not keep)
+        if not keep:
+            self.set_spin_values(self.model_defaults(info))
+        self.update_controls()
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self._model_info
+
+    def uses(self, control: Control) -> bool:
+        """Whether the current model uses ``control`` (every control until it is described)."""
+        return self._model_info is None or self._model_info.uses(control)
+
+    def why_unused(self, control: Control) -> str:
+        return "" if self._model_info is None else self._model_info.why_unused(control)
+
+    def used_value(self, control: Control, value: Any, default: Any) -> Any:
+        """``value`` when the model uses ``control``, else the request's ``default`` (it is ignored)."""
+        return value if self.uses(control) else default
+
+    def runnable(self) -> bool:
+        return self._model_info is None or self._model_info.runnable
+
+    def apply_capabilities(self) -> set[Control]:
+        """Grey out what the current model does not use (see ``apply_capabilities``)."""
+        return apply_capabilities(self._model_info, self.capability_widgets(), also=self.conditions())
+
+    def model_hint(self) -> str:
+        """What the tabs say about the current model: its description's hint, else its card's."""
+        if self._model_info is not None and self._model_info.hint:
+            return self._model_info.hint
+        return self.model_picker.current_hint()
+
+    def update_hint(self, *, has_prompt: bool, ask: str, no_model: str) -> None:
+        """The hint line: no model, a model that cannot run (and why), the queue, or the model's hint."""
+        info = self._model_info
+        if not self.model_picker.current_model():
+            text = no_model
+        elif info is not None and not info.runnable:
+            text = f"{info.name or 'This model'} cannot run: {info.reason}"
+        elif self.waiting() > 0:
+            text = f"{self.waiting()} more queued in this tab"
+        elif not has_prompt:
+            text = " ".join([ask, self.model_hint()]).strip()
+        else:
+            text = self.model_hint()
+        set_text(self.hint, text)
+
+    # -- defaults and reusing settings -------------------------------------------------
+
+    def model_defaults(self, info: ModelInfo | None = None) -> dict[str, float]:
+        """What the current model starts with: the user's saved defaults (model manager), else what
+        its description suggests (a distilled model's few steps)."""
+        suggested = info.suggested_defaults if info is not None else {}
+        saved = self.services.settings.get("model_defaults")
+        return starting_defaults(saved, self.model_picker.current_model(), suggested)
+
+    def set_spin_values(self, values: Mapping[str, Any]) -> None:
+        """Set the spin boxes of the request fields named in ``values``."""
+        for name, box in self.request_spins().items():
+            value = values.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if isinstance(box, QSpinBox):
+                box.setValue(round(value))
+            else:
+                box.setValue(float(value))
+
+    def spin_values(self) -> dict[str, Any]:
+        """The request fields the spin boxes edit, by name."""
+        return {name: box.value() for name, box in self.request_spins().items()}
+
+    def apply_request(self, data: Mapping[str, Any], parent: str | None = None) -> bool:
+        """Reuse settings: put a saved request (a record's ``request``) back in the controls. It is
+        read by ``request_from_dict`` like any request; a setting that no longer holds (a starting
+        image that is gone) is left out and said so. False when nothing could be reused."""
+        request, dropped = self.reusable_request(data)
+        if request is None:
+            return False
+        if request.model and request.model != self.model_picker.current_model():
+            index = self.model_picker.findData(request.model)
+            if index >= 0:
+                self._keep_settings_for = request.model
+                self.model_picker.setCurrentIndex(index)
+        self.set_spin_values(dataclasses.asdict(request))
+        self.set_request(request, parent)
+        self.show_status(f"Reused the settings, except {', '.join(dropped)}." if dropped else "")
+        self.update_controls()
+        return True
+
+    def reusable_request(self, data: Mapping[str, Any]) -> tuple[Request | None, list[str]]:
+        """``data`` as a request of this tab's kind, and the fields left out because they no longer hold."""
+        values = dict(data)
+        values.setdefault("kind", self.kind)
+        if values["kind"] != self.kind:
+            self.show_status(f"These are the settings of a {values['kind']} job, not {self.kind}.")
+            return None, []
+        if not isinstance(values.get("model"), str) or not values["model"].strip():
+            values["model"] = self.model_picker.current_model() or "unknown"
+        dropped = []
+        for name in _FILE_FIELDS:
+            if values.get(name) and not (isinstance(values[name], str) and Path(values[name]).is_file()):
+                values.pop(name)
+                dropped.append(name)
+        while True:
+            try:
+                return request_from_dict(values), dropped
+            except InvalidRequest as exc:
+                if exc.field in ("prompt", "model", "kind", "request") or exc.field not in values:
+                    self.show_status(f"Cannot reuse these settings: {exc}")
+                    return None, dropped
+                values.pop(exc.field)  # out of range in this version: the default instead
+                dropped.append(exc.field)
+
+    def vary_item(self, item: GalleryItem) -> str | None:
+        """Make ``item`` again with a new seed; the new item records it as its parent."""
+        try:
+            request = request_from_dict(item.record.request)
+        except InvalidRequest as exc:
+            self.show_status(f"Cannot make this again: {exc}")
+            return None
+        if request.kind != self.kind:
+            return None
+        changes: dict[str, Any] = {"seed": secrets.randbelow(MAX_SEED + 1)}
+        if hasattr(request, "count"):
+            changes["count"] = 1
+        return self.submit_request(dataclasses.replace(request, **changes), parent=item.id)
+
+    # -- the run controls the queueing tabs share ------------------------------------------
+
+    def build_run_controls(self) -> QHBoxLayout:
+        """Generate / Cancel, the progress bar, the hint and the status line that queueing tabs
+        share; returns the row of buttons."""
         self.generate_button = button(
             "Generate", "generate", "Generate (Ctrl+Enter); press again to queue more", self.generate
         )
         self.generate_button.setDefault(True)
-        self.cancel_button = button("Cancel", "cancel", f"Cancel the running {what} and the queue (Esc)", self.cancel)
+        self.cancel_button = button(
+            "Cancel", "cancel", f"Cancel the running {self.what} and the queue (Esc)", self.cancel
+        )
         self.progress = JobProgress("Step")
         self.hint = QLabel()
         self.hint.setWordWrap(True)
@@ -89,16 +368,30 @@ class GenerationPanel(QWidget):
         row.addStretch(1)
         return row
 
-    def cancel(self) -> None:
-        """Cancel the running job and everything this tab queued."""
-        for job in list(getattr(self, "_queued", [])):
-            self.services.worker.cancel(job)
+    def show_progress(self, event: JobEvent) -> None:
+        """The progress bar of a queueing tab, from its jobs' events."""
+        if event.kind is EventKind.STARTED:
+            self.progress.waiting("Loading the model…")
+        elif event.kind is EventKind.PROGRESS:
+            self.progress.step(event.step, event.total)
+        elif event.is_terminal or event.kind is EventKind.QUEUED:
+            self.show_waiting()
 
-    def report_error(self, label, event: JobEvent) -> None:
+    def show_waiting(self) -> None:
+        if self.jobs.running(self.kind) is not None:
+            return
+        if self.jobs.queued(self.kind):
+            self.progress.waiting("Waiting for the worker…")
+        else:
+            self.progress.idle()
+
+    # -- errors ------------------------------------------------------------------------
+
+    def report_error(self, label: QLabel, job: Job) -> None:
         """Show an error as its readable message, with the details (traceback) one click away."""
-        label.setText(f"Could not generate: {event.error}")
-        self._error_detail = (event.error, event.detail)
-        self.details_button.setVisible(bool(event.detail))
+        label.setText(f"Could not generate: {job.error}")
+        self._error_detail = (job.error, job.detail)
+        self.details_button.setVisible(bool(job.detail))
 
     def clear_error(self) -> None:
         self._error_detail = ("", "")
@@ -110,26 +403,3 @@ class GenerationPanel(QWidget):
         box.setDetailedText(detail)
         box.open()
         return box
-
-    def model_defaults(self, model: str, suggested: dict | None = None) -> dict:
-        """What ``model`` starts with: the user's saved defaults (model manager), else ``suggested``."""
-        saved = self.services.settings.get("model_defaults").get(model)
-        return dict(saved) if saved else dict(suggested or {})
-
-    def vary_item(self, item) -> str | None:
-        """Make ``item`` again with a new seed; the new item records it as its parent."""
-        try:
-            request = request_from_dict(item.record.request)
-        except InvalidRequest as exc:
-            self.show_status(f"Cannot make this again: {exc}")
-            return None
-        if request.kind != self.kind:
-            return None
-        changes: dict = {"seed": secrets.randbelow(MAX_SEED + 1)}
-        if hasattr(request, "count"):
-            changes["count"] = 1
-        return self.submit_request(dataclasses.replace(request, **changes), parent=item.id)
-
-    def cancel_current(self) -> None:
-        for job_id in list(self._jobs):
-            self.services.worker.cancel(job_id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -21,32 +22,34 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.capabilities import Control
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import TextRequest
-from studio.ui.panel_base import GenerationPanel
-from studio.ui.widgets.controls import SeedField, button, double_spin, spin
+from studio.core.requests import Request, TextRequest
+from studio.ui.jobs import Job, JobQueue
+from studio.ui.panel_base import GenerationPanel, SpinBox, set_text
+from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
 from studio.ui.widgets.model_picker import ModelPicker
 
-_STREAM_FLUSH_MS = 30  # streamed text is appended in batches, not once per token
+if TYPE_CHECKING:
+    from studio.gallery.store import GalleryItem
+    from studio.runtime.services import Services
+
+# The speed readout while text streams: at most this often (the text itself shows every batch the
+# bridge hands over, once a frame at most). A label whose text changes asks for a new layout.
+_SPEED_EVERY_S = 0.25
 
 
 class TextPanel(GenerationPanel):
     kind = "text"
 
-    def __init__(self, services, parent: QWidget | None = None) -> None:
-        super().__init__(services, parent)
-        self._running_job = ""
-        self._stopped_job = ""
-        self._pending_text: list[str] = []
+    def __init__(self, services: Services, jobs: JobQueue, parent: QWidget | None = None) -> None:
+        super().__init__(services, jobs, parent)
         self._started_at = 0.0
+        self._speed_shown_at = 0.0
         self._first_token_at = 0.0
         self._tokens = 0
-        self._last_request: TextRequest | None = None
         self._build()
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setInterval(_STREAM_FLUSH_MS)
-        self._flush_timer.timeout.connect(self._flush_stream)
         self._update_buttons()
 
     # -- layout -----------------------------------------------------------------
@@ -62,34 +65,19 @@ class TextPanel(GenerationPanel):
         self.system = QPlainTextEdit()
         self.system.setPlaceholderText("System prompt (optional): how the assistant should behave")
         self.system.setAccessibleName("system prompt")
-        self.system.setToolTip("Instructions for chat models. Base models get it before the prompt.")
+        self.system.setToolTip("Instructions for chat models: how the assistant should behave.")
         self.system.setMaximumHeight(70)
 
-        self.max_tokens = spin(1, 32768, TextRequest.max_tokens, "max tokens", "The most tokens to write.")
-        self.temperature = double_spin(
-            0.0,
-            5.0,
-            TextRequest.temperature,
-            0.05,
-            "temperature",
-            "Higher is more surprising; 0 always picks the likeliest token.",
+        self.max_tokens = spin_for(TextRequest, "max_tokens", "The most tokens to write.")
+        self.temperature = double_spin_for(
+            TextRequest, "temperature", "Higher is more surprising; 0 always picks the likeliest token."
         )
-        self.top_p = double_spin(
-            0.01,
-            1.0,
-            TextRequest.top_p,
-            0.01,
-            "top p",
-            "Sample only from the tokens making up this share of probability.",
+        self.top_p = double_spin_for(
+            TextRequest, "top_p", "Sample only from the tokens making up this share of probability."
         )
-        self.top_k = spin(0, 100000, TextRequest.top_k, "top k", "Sample only from the k likeliest tokens; 0 is off.")
-        self.repetition_penalty = double_spin(
-            0.5,
-            3.0,
-            TextRequest.repetition_penalty,
-            0.05,
-            "repetition penalty",
-            "Above 1 discourages repeating what was written.",
+        self.top_k = spin_for(TextRequest, "top_k", "Sample only from the k likeliest tokens; 0 is off.")
+        self.repetition_penalty = double_spin_for(
+            TextRequest, "repetition_penalty", "Above 1 discourages repeating what was written."
         )
         self.seed = SeedField("text")
         self.stop_strings = QPlainTextEdit()
@@ -219,21 +207,46 @@ class TextPanel(GenerationPanel):
         self.more.setVisible(shown)
         self.more_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
+    # -- models -------------------------------------------------------------------
+
+    def capability_widgets(self) -> dict[Control, list[QWidget]]:
+        return {
+            Control.SYSTEM_PROMPT: [self.system],
+            Control.TEMPERATURE: [self.temperature],
+            Control.TOP_P: [self.top_p],
+            Control.TOP_K: [self.top_k],
+            Control.REPETITION_PENALTY: [self.repetition_penalty],
+            Control.STOP: [self.stop_strings],
+        }
+
+    def request_spins(self) -> dict[str, SpinBox]:
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+        }
+
     # -- requests -----------------------------------------------------------------
 
     def build_request(self, continue_from: str = "") -> TextRequest:
+        """The request the controls describe; what the model does not use is left at its default."""
+        use = self.used_value
         stops = tuple(line for line in self.stop_strings.toPlainText().splitlines() if line)
         return TextRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
             seed=self.seed.value(),
-            system=self.system.toPlainText(),
+            system=use(Control.SYSTEM_PROMPT, self.system.toPlainText(), TextRequest.system),
             max_tokens=self.max_tokens.value(),
-            temperature=self.temperature.value(),
-            top_p=self.top_p.value(),
-            top_k=self.top_k.value(),
-            repetition_penalty=self.repetition_penalty.value(),
-            stop=stops,
+            temperature=use(Control.TEMPERATURE, self.temperature.value(), TextRequest.temperature),
+            top_p=use(Control.TOP_P, self.top_p.value(), TextRequest.top_p),
+            top_k=use(Control.TOP_K, self.top_k.value(), TextRequest.top_k),
+            repetition_penalty=use(
+                Control.REPETITION_PENALTY, self.repetition_penalty.value(), TextRequest.repetition_penalty
+            ),
+            stop=use(Control.STOP, stops, TextRequest.stop),
             continue_from=continue_from,
         )
 
@@ -244,7 +257,7 @@ class TextPanel(GenerationPanel):
         self._submit(continue_from=self.output.toPlainText())
 
     def _submit(self, continue_from: str) -> None:
-        if self._running_job or not self.generate_button.isEnabled():
+        if self.busy() or not self.generate_button.isEnabled():
             return
         try:
             request = self.build_request(continue_from)
@@ -253,58 +266,40 @@ class TextPanel(GenerationPanel):
             return
         self.submit_request(request)
 
-    def submit_request(self, request, parent: str | None = None) -> str | None:
-        if self._running_job:
+    def submit_request(self, request: Request, parent: str | None = None) -> str | None:
+        if self.busy():
             self.run_status.setText("Wait for the current text to finish (or stop it) first.")
             return None
-        if not request.continue_from:
+        if not isinstance(request, TextRequest) or not request.continue_from:
             self.output.clear()
         self._reset_run_state()
-        self._last_request = request
-        self._running_job = self.services.worker.submit(request, parent=parent)
-        self.track(self._running_job)
+        job = self.submit(request, parent)
         self.run_status.setText("Queued…")
         self._update_buttons()
-        return self._running_job
+        return job.id
 
-    def show_status(self, text: str) -> None:
-        self.run_status.setText(text)
-
-    def apply_request(self, request: dict, parent: str | None = None) -> None:
-        self.prompt.setPlainText(str(request.get("prompt", "")))
-        self.system.setPlainText(str(request.get("system", "")))
-        index = self.model_picker.findData(str(request.get("model", "")))
-        if index >= 0:
-            self.model_picker.setCurrentIndex(index)
-        self.max_tokens.setValue(int(request.get("max_tokens", TextRequest.max_tokens)))
-        self.temperature.setValue(float(request.get("temperature", TextRequest.temperature)))
-        self.top_p.setValue(float(request.get("top_p", TextRequest.top_p)))
-        self.top_k.setValue(int(request.get("top_k", TextRequest.top_k)))
-        self.repetition_penalty.setValue(float(request.get("repetition_penalty", TextRequest.repetition_penalty)))
-        stops = request.get("stop", [])
-        self.stop_strings.setPlainText(
-            "\n".join(s for s in stops if isinstance(s, str)) if isinstance(stops, list) else ""
-        )
-        if isinstance(request.get("seed"), int):
-            self.seed.lock(request["seed"])
+    def set_request(self, request: Request, parent: str | None) -> None:
+        assert isinstance(request, TextRequest)
+        self.prompt.setPlainText(request.prompt)
+        self.system.setPlainText(request.system)
+        self.stop_strings.setPlainText("\n".join(request.stop))
+        if request.seed is not None:
+            self.seed.lock(request.seed)
 
     def continue_from_text(self, text: str) -> None:
         """Show ``text`` as the output, ready for Continue (the gallery's "Use as input")."""
-        if not self._running_job:
+        if not self.busy():
             self.output.setPlainText(text)
             self._update_buttons()
 
     def stop(self) -> None:
-        if self._running_job:
-            self.services.worker.cancel(self._running_job)
+        self.cancel()
 
     def keep_stopped(self) -> None:
-        if self._stopped_job:
-            job = self.services.worker.keep_partial(self._stopped_job)
-            if job:
-                self.track(job)
-            self._stopped_job = ""
-            self.keep_button.setVisible(False)
+        """Save the stopped text after all."""
+        saving = self.jobs.keep_partial(self.kind)
+        self.keep_button.setVisible(False)
+        if saving is not None:
             self.stopped_note.setText("Stopped — saving to the gallery…")
 
     def copy_output(self) -> None:
@@ -313,88 +308,72 @@ class TextPanel(GenerationPanel):
     def set_prompt(self, text: str) -> None:
         self.prompt.setPlainText(text)
 
-    def refresh_models(self, specs: list, preferred: str = "") -> None:
-        self.model_picker.set_models(specs, preferred)
-        self._update_buttons()
-
-    def _model_changed(self, model: str) -> None:
-        defaults = self.model_defaults(model) if model else {}
-        if "temperature" in defaults:
-            self.temperature.setValue(float(defaults["temperature"]))
-        if "max_tokens" in defaults:
-            self.max_tokens.setValue(int(defaults["max_tokens"]))
-        self._update_buttons()
-
     # -- events -------------------------------------------------------------------
 
-    def handle_event(self, event: JobEvent) -> None:
-        if event.kind is EventKind.STARTED and event.job_id == self._running_job:
+    def handle_event(self, job: Job, event: JobEvent) -> None:
+        if not job.is_generation:  # saving a stopped text
+            if event.kind is EventKind.FINISHED:
+                self.stopped_note.setText("Stopped — kept in the gallery")
+                self._saved(job)
+            elif event.kind is EventKind.ERROR:
+                self.report_error(self.run_status, job)
+            return
+        if event.kind is EventKind.STARTED:
             self._started_at = time.perf_counter()
-            self.run_status.setText("Writing…")
-            self._flush_timer.start()
+            set_text(self.run_status, "Writing…")
         elif event.kind is EventKind.PREVIEW:
             if not self._first_token_at:
                 self._first_token_at = time.perf_counter()
-            self._pending_text.append(event.preview)
+            self._append_stream(str(event.preview))
         elif event.kind is EventKind.PROGRESS:
             self._tokens = event.step
-            self._show_speed(running=True)
-        elif event.kind is EventKind.FINISHED:
-            self._flush_stream()
-            if event.job_id == self._running_job:
-                self._finish_run()
+            if time.perf_counter() - self._speed_shown_at >= _SPEED_EVERY_S:
+                self._show_speed(running=True)
+        elif event.is_terminal:
+            self._finish_run()
+            if event.kind is EventKind.FINISHED:
                 self.run_status.setText(" ".join(f"Note: {n}." for n in event.info.get("notes", [])))
                 self._show_speed(running=False, info=event.info)
-            else:
-                self.stopped_note.setText("Stopped — kept in the gallery")
-            for item in event.result or []:
-                self._add_history(item, self.output.toPlainText())
-            self.items_saved.emit(list(event.result or []))
-        elif event.kind is EventKind.CANCELLED:
-            self._flush_stream()
-            if event.job_id == self._running_job:
-                self._finish_run()
+                self._saved(job)
+            elif event.kind is EventKind.CANCELLED:
                 self._show_speed(running=False)
-                if event.info.get("partial"):
-                    self._stopped_job = event.job_id
+                if job.partial:
                     self.stopped_note.setText("Stopped — not saved.")
                     self.keep_button.setVisible(True)
                 else:
                     self.stopped_note.setText("Cancelled before any text was written.")
-        elif event.kind is EventKind.ERROR:
-            self._flush_stream()
-            if event.job_id == self._running_job:
-                self._finish_run()
-            self.report_error(self.run_status, event)
+            else:
+                self.report_error(self.run_status, job)
+
+    def _saved(self, job: Job) -> None:
+        for item in job.items:
+            self._add_history(item, self.output.toPlainText())
+        self.items_saved.emit(list(job.items))
 
     def _reset_run_state(self) -> None:
-        self._pending_text.clear()
         self._started_at = time.perf_counter()
         self._first_token_at = 0.0
         self._tokens = 0
-        self._stopped_job = ""
+        self._speed_shown_at = 0.0
         self.keep_button.setVisible(False)
         self.stopped_note.setText("")
         self.stats.setText("")
         self.run_status.setText("")
 
     def _finish_run(self) -> None:
-        self._running_job = ""
-        self._flush_timer.stop()
         self._update_buttons()
 
-    def _flush_stream(self) -> None:
-        if not self._pending_text:
+    def _append_stream(self, chunk: str) -> None:
+        """Add streamed text at the end (the bridge has joined a frame's chunks into one)."""
+        if not chunk:
             return
-        chunk = "".join(self._pending_text)
-        self._pending_text.clear()
         cursor = self.output.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(chunk)
         self.output.setTextCursor(cursor)
         self.output.ensureCursorVisible()
 
-    def _show_speed(self, running: bool, info: dict | None = None) -> None:
+    def _show_speed(self, running: bool, info: dict[str, Any] | None = None) -> None:
         info = info or {}
         tokens = int(info.get("tokens", self._tokens) or 0)
         rate = info.get("tokens_per_s")
@@ -407,31 +386,36 @@ class TextPanel(GenerationPanel):
             first = (self._first_token_at - self._started_at) * 1000
         if first is not None:
             text += f" · first token {float(first):.0f} ms"
-        self.stats.setText(text + (" …" if running else ""))
+        self._speed_shown_at = time.perf_counter()
+        set_text(self.stats, text + (" …" if running else ""))
 
-    def _add_history(self, item, body: str) -> None:
+    def _add_history(self, item: GalleryItem, body: str) -> None:
         entry = QListWidgetItem(f"{item.record.prompt[:40]!s} → {body[:60]!s}".replace("\n", " "))
         entry.setData(Qt.ItemDataRole.UserRole, body)
         entry.setToolTip(str(item.path))
         self.history.insertItem(0, entry)
 
     def _show_history_item(self, entry: QListWidgetItem) -> None:
-        if not self._running_job:
+        if not self.busy():
             self.output.setPlainText(str(entry.data(Qt.ItemDataRole.UserRole)))
 
+    def update_controls(self) -> None:
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
-        running = bool(self._running_job)
+        running = self.busy()
         has_prompt = bool(self.prompt.toPlainText().strip())
         has_model = bool(self.model_picker.current_model())
         has_output = bool(self.output.toPlainText().strip())
-        self.generate_button.setEnabled(has_prompt and has_model and not running)
+        can_run = has_prompt and has_model and self.runnable() and not running
+        self.generate_button.setEnabled(can_run)
         self.stop_button.setEnabled(running)
-        self.continue_button.setEnabled(has_prompt and has_model and has_output and not running)
+        self.continue_button.setEnabled(can_run and has_output)
         for widget in (self.copy_button, self.to_image, self.to_music):
             widget.setEnabled(has_output and not running)
-        if not has_model:
-            self.hint.setText("No text model found: add a model folder with 'studio models add FOLDER'.")
-        elif not has_prompt:
-            self.hint.setText(" ".join(["Write a prompt to generate.", self.model_picker.current_hint()]).strip())
-        else:
-            self.hint.setText(self.model_picker.current_hint())
+        self.apply_capabilities()
+        self.update_hint(
+            has_prompt=has_prompt,
+            ask="Write a prompt to generate.",
+            no_model="No text model found: add a model folder with 'studio models add FOLDER'.",
+        )

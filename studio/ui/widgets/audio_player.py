@@ -44,8 +44,8 @@ class AudioPlayer(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._path: Path | None = None
-        self._player = None
-        self._output = None
+        self._player: QMediaPlayer | None = None
+        self._output: QAudioOutput | None = None
         self._duration_ms = 0
         self.play_button = QPushButton("Play")
         self.play_button.setAccessibleName("play or pause")
@@ -103,12 +103,12 @@ class AudioPlayer(QWidget):
             return
         if self._player is None:
             self._output = QAudioOutput(self)
-            self._player = QMediaPlayer(self)
-            self._player.setAudioOutput(self._output)
-            self._player.durationChanged.connect(self._duration_changed)
-            self._player.positionChanged.connect(self._position_changed)
-            self._player.playbackStateChanged.connect(lambda _state: self._update_controls())
-            self._player.errorOccurred.connect(self._error)
+            player = self._player = QMediaPlayer(self)
+            player.setAudioOutput(self._output)
+            player.durationChanged.connect(self._duration_changed)
+            player.positionChanged.connect(self._position_changed)
+            player.playbackStateChanged.connect(lambda _state: self._update_controls())
+            player.errorOccurred.connect(self._error)
             self._apply_loop(self.loop.isChecked())
         self._player.stop()
         self._player.setSource(QUrl.fromLocalFile(str(self._path)))
@@ -147,9 +147,12 @@ class AudioPlayer(QWidget):
                 pass
         if player.playbackState() != QMediaPlayer.PlaybackState.StoppedState:
             loop = QEventLoop()
-            player.playbackStateChanged.connect(
-                lambda state: state == QMediaPlayer.PlaybackState.StoppedState and loop.quit()
-            )
+
+            def quit_when_stopped(state: QMediaPlayer.PlaybackState) -> None:
+                if state == QMediaPlayer.PlaybackState.StoppedState:
+                    loop.quit()
+
+            player.playbackStateChanged.connect(quit_when_stopped)
             QTimer.singleShot(_STOP_WAIT_MS, loop.quit)
             player.stop()
             if player.playbackState() != QMediaPlayer.PlaybackState.StoppedState:

@@ -44,9 +44,6 @@ class JobProgress(QProgressBar):
             text += f" · {format_seconds(left)} left"
         self.setFormat(text)
 
-    def seconds_left_text(self) -> str:
-        return self.format()
-
 
 def format_seconds(seconds: float) -> str:
     if seconds < 60:

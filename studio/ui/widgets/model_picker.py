@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from studio.engines.models import preferred_order
+from studio.core.models import ModelSpec, preferred_order
 
 HINT_ROLE = 257  # Qt.UserRole + 1
 
@@ -23,7 +23,7 @@ class ModelPicker(QComboBox):
         self.setMinimumContentsLength(24)
         self.currentIndexChanged.connect(self._emit_changed)
 
-    def set_models(self, specs: list, preferred: str = "") -> None:
+    def set_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
         """Fill with ``specs`` of this kind; select ``preferred`` (a path or id) when present."""
         self.blockSignals(True)
         self.clear()
