@@ -25,7 +25,8 @@ from pathlib import Path
 _WORDS = "fox hills dawn river castle storm harbour forest neon portrait cat robot garden winter".split()
 
 
-def fill_index(store, count: int) -> None:
+def fill_index(store, count: int, sources: list[Path] | None = None) -> None:
+    """``count`` index rows; with ``sources`` the image rows point at those files (for thumbnails)."""
     from studio.core.provenance import ProvenanceRecord, new_item_id
     from studio.gallery.store import GalleryItem, _insert
 
@@ -43,7 +44,10 @@ def fill_index(store, count: int) -> None:
                 runtime={},
                 output={"sha256": "0" * 64},
             )
-            _insert(db, GalleryItem(record.id, record.kind, store.root / f"x/{record.id}.png", record), store.root)
+            path = store.root / f"x/{record.id}.png"
+            if sources and record.kind == "image":
+                path = sources[n % len(sources)]
+            _insert(db, GalleryItem(record.id, record.kind, path, record), store.root)
 
 
 def time_open(data_dir: Path) -> float:

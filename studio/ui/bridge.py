@@ -1,29 +1,139 @@
-"""Moves worker events onto the GUI thread as a Qt signal."""
+"""Moves worker events onto the GUI thread as a Qt signal, coalesced to at most one batch a frame.
+
+A text job streams a preview and a progress event per token, hundreds a second; handing each
+across on its own made the GUI thread wake, dispatch, re-set labels and lay out the tab per token,
+and with one interpreter lock on two cores the worker waited for it (docs/PERFORMANCE.md, "The
+window"). So the worker only appends to a buffer, and posts one wake-up when the buffer was empty;
+the GUI thread drains it at most once a frame and passes on what the buffer holds, coalesced
+(``coalesce``): progress — the latest wins; an image preview — the latest wins; text chunks —
+concatenated; every other event (queued, started, finished, cancelled, error, model_info, device)
+passed on as is, in order, so a job's terminal event always comes after its earlier ones.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from studio.core.events import JobEvent
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from studio.core.events import EventKind, JobEvent
+
+FRAME_MS = 16  # one frame at 60 Hz: the longest an event waits in the buffer
+_MERGED = (EventKind.PROGRESS, EventKind.PREVIEW)
+
+
+class Subscribable(Protocol):
+    def subscribe(self, listener: Callable[[JobEvent], None]) -> Callable[[], None]: ...
+
+
+def coalesce(events: Iterable[JobEvent]) -> list[JobEvent]:
+    """``events`` with each job's run of progress and preview events merged, in order.
+
+    Within a job, the progress and preview events between two of its other events become at most
+    one of each, placed where the last of them was: the latest progress; the latest preview, or for
+    text (string chunks) all the chunks joined. Nothing else is merged, dropped or moved, so each
+    job's events keep their order and its terminal event stays last.
+    """
+    out: list[JobEvent | None] = []
+    slots: dict[str, dict[EventKind, int]] = {}  # job → kind → index in ``out`` of its merged event
+    for event in events:
+        if event.kind not in _MERGED:
+            slots.pop(event.job_id, None)  # a state change closes the job's run
+            out.append(event)
+            continue
+        job_slots = slots.setdefault(event.job_id, {})
+        index = job_slots.get(event.kind)
+        merged = event
+        if index is not None:
+            earlier = out[index]
+            out[index] = None
+            if (
+                event.kind is EventKind.PREVIEW
+                and earlier is not None
+                and isinstance(earlier.preview, str)
+                and isinstance(event.preview, str)
+            ):
+                merged = dataclasses.replace(event, preview=earlier.preview + event.preview)
+        job_slots[event.kind] = len(out)
+        out.append(merged)
+    return [event for event in out if event is not None]
 
 
 class WorkerBridge(QObject):
-    """Re-emits every worker event as ``event``; connected slots run on the GUI thread.
+    """Re-emits the worker's events as ``received``, on the GUI thread, coalesced per frame.
 
-    The worker calls ``_relay`` on its own thread; a signal emitted there reaches receivers
-    living in the GUI thread through a queued connection, so panels never touch the worker
-    thread and the worker never waits for the GUI.
+    The worker calls ``_relay`` on its own thread: it appends to a lock-protected buffer and, only
+    when no wake-up is on its way, posts one (a queued signal). On the GUI thread the wake-up drains
+    the buffer — at once when the last drain is a frame ago or more (so the first token of a stream
+    shows within a frame of arriving), else when that frame has passed. ``flush`` drains now.
+    (Not named ``event``: that would hide ``QObject.event``, through which Qt delivers every event.)
     """
 
-    event = Signal(object)
+    received = Signal(object)
+    _wake = Signal()
 
-    def __init__(self, worker, parent: QObject | None = None) -> None:
+    def __init__(self, worker: Subscribable, parent: QObject | None = None, *, frame_ms: int = FRAME_MS) -> None:
         super().__init__(parent)
+        self._frame_s = frame_ms / 1000
+        self._lock = threading.Lock()
+        self._buffer: list[JobEvent] = []
+        self._wake_posted = False
+        self._last_drain = 0.0
+        self._attached = True
+        self._flushing = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self.flush)
+        self._wake.connect(self._woken, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe = worker.subscribe(self._relay)
 
     def _relay(self, event: JobEvent) -> None:
-        self.event.emit(event)
+        """On the worker thread: buffer ``event``; wake the GUI thread when nothing else has."""
+        with self._lock:
+            if not self._attached:
+                return
+            self._buffer.append(event)
+            if self._wake_posted:
+                return
+            self._wake_posted = True
+        self._wake.emit()
+
+    def _woken(self) -> None:
+        wait = self._last_drain + self._frame_s - time.monotonic()
+        if wait > 0:
+            if not self._timer.isActive():
+                self._timer.start(max(1, round(wait * 1000)))
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Pass on everything buffered now (on the GUI thread)."""
+        if self._flushing:  # a receiver ran the event loop: the rest of this batch goes first
+            self._timer.start(max(1, round(self._frame_s * 1000)))
+            return
+        self._timer.stop()
+        with self._lock:
+            events, self._buffer = self._buffer, []
+            self._wake_posted = False
+        self._last_drain = time.monotonic()
+        self._flushing = True
+        try:
+            for event in coalesce(events):
+                self.received.emit(event)
+        finally:
+            self._flushing = False
 
     def detach(self) -> None:
-        """Stop relaying (before the bridge is destroyed)."""
+        """Stop relaying (before the bridge is destroyed); what is buffered is dropped. Safe twice."""
+        with self._lock:
+            if not self._attached:
+                return
+            self._attached = False
+            self._buffer.clear()
         self._unsubscribe()
+        self._timer.stop()

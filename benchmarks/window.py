@@ -1,0 +1,683 @@
+"""Through the real window, in its own event loop (``app.exec()``): what an artist gets.
+
+Each part runs alone (the harness starts a fresh process per part):
+
+- ``--part text``: Generate pressed in the Text tab vs ``model.generate()`` on the same model and
+  settings, alternating rounds, medians (``window_text_ratio`` …). ``--model starter`` is the
+  bundled starter text model, ``--model llama100m`` a ~100 M-parameter Llama with random weights
+  built from a config. Also how live the stream looks: the first token on screen after the worker
+  sent it (``…_first_token_lag_ms``) and how often the text updates while it streams
+  (``…_updates_per_s``).
+- ``--part image`` / ``--part music``: Generate in the Image / Music tab vs the raw pipeline or
+  MusicGen ``generate()`` (the models of ``image_steps`` / ``music_rate``).
+- ``--part startup``: a fresh ``python -m studio`` process until its window is shown
+  (``startup_app_window_s``), and whether the prompt takes typing while the engines still load.
+- ``--part gallery``: scrolling the Gallery tab over 100,000 items with thumbnails being made:
+  heartbeat lateness p99 and max (``gallery_scroll_p99_ms`` / ``gallery_scroll_max_ms``).
+- ``--part idle``: CPU use of the window with nothing running (``idle_cpu_percent``) and its
+  resident memory (``idle_rss_mb``).
+
+    python -m benchmarks.window --part text --model starter [--tokens 400] [--rounds 3] [--json]
+
+Uses ``$DISPLAY`` when there is one (run it under ``xvfb-run -a``), else the offscreen platform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+STARTER_TEXT = ROOT / "resources" / "models" / "studio-starter-text"
+HEARTBEAT_MS = 5
+PROMPT = "Write about light on the hills at dawn."
+
+Waiter = Callable[[Callable[[Any], None]], None]
+
+
+def _platform() -> None:
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+class Script:
+    """Drives a generator under ``app.exec()``: each ``yield`` hands over a waiter that calls back
+    once what it waits for happened (a job ended, a delay passed); nothing polls."""
+
+    def __init__(self, app, steps: Generator[Waiter, Any, None]) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.app, self.steps, self.error = app, steps, None
+        QTimer.singleShot(0, lambda: self._step(None))
+
+    def _step(self, value: Any) -> None:
+        try:
+            waiter = self.steps.send(value)
+        except StopIteration:
+            self.app.quit()
+            return
+        except BaseException as exc:  # reported after the loop ends
+            self.error = exc
+            self.app.quit()
+            return
+        waiter(self._resume)
+
+    def _resume(self, value: Any) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: self._step(value))
+
+    def run(self) -> None:
+        self.app.exec()
+        if self.error is not None:
+            raise self.error
+
+
+def sleep(ms: int) -> Waiter:
+    from PySide6.QtCore import QTimer
+
+    return lambda done: QTimer.singleShot(ms, lambda: done(None))
+
+
+def job_done(jobs, owner: str) -> Waiter:
+    """Waits for the next job of ``owner`` to end; calls back with the Job."""
+
+    def wait(done: Callable[[Any], None]) -> None:
+        def changed(job) -> None:
+            if job.owner == owner and job.done and job.is_generation:
+                jobs.changed.disconnect(changed)
+                done(job)
+
+        jobs.changed.connect(changed)
+
+    return wait
+
+
+def worker_idle(worker) -> Waiter:
+    """Waits (checking every 50 ms) until the worker has nothing to do (the launch preload)."""
+    from PySide6.QtCore import QTimer
+
+    def wait(done: Callable[[Any], None]) -> None:
+        def check() -> None:
+            if worker.busy:
+                QTimer.singleShot(50, check)
+            else:
+                done(None)
+
+        check()
+
+    return wait
+
+
+def open_window(data_dir: Path, model_folders: list[Path]):
+    """The window as ``studio.ui.launch`` opens it (engines preloading on the worker)."""
+    _platform()
+    from PySide6.QtWidgets import QApplication
+
+    from studio.core.paths import StudioPaths
+    from studio.runtime.services import open_services
+    from studio.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    services = open_services(StudioPaths.under(data_dir))
+    services.settings.set("model_folders", sorted({str(folder) for folder in model_folders}))
+    services.settings.set("welcome_shown", True)
+    services.worker.probe_device(preload_engines=True)
+    window = MainWindow(services)
+    window.show()
+    return app, services, window
+
+
+def _pick(panel, model: Path) -> None:
+    index = panel.model_picker.findData(str(model))
+    assert index >= 0, f"{model} is not in the {panel.kind} picker"
+    panel.model_picker.setCurrentIndex(index)
+
+
+def _cached_model(services):
+    return next(iter(services.worker.cache._slots.values())).model
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+class EventCounter:
+    """Counts the GUI thread's events of a few types (queued calls, layout requests, paints)."""
+
+    def __init__(self, app) -> None:
+        from PySide6.QtCore import QEvent, QObject
+
+        names = {
+            QEvent.Type.MetaCall: "queued_calls",
+            QEvent.Type.LayoutRequest: "layout_requests",
+            QEvent.Type.UpdateRequest: "update_requests",
+            QEvent.Type.Paint: "paints",
+        }
+        self.counts = dict.fromkeys(names.values(), 0)
+        self.counting = False
+        counter = self
+
+        class Filter(QObject):
+            def eventFilter(self, watched, event) -> bool:
+                if counter.counting:
+                    name = names.get(event.type())
+                    if name is not None:
+                        counter.counts[name] += 1
+                return False
+
+        self._filter = Filter()
+        app.installEventFilter(self._filter)
+
+
+# -- text ----------------------------------------------------------------------------------
+
+
+def build_llama100m(folder: Path) -> Path:
+    """A ~100 M-parameter Llama (random weights, the tiny model's tokenizer and chat template)."""
+    import tiny_models
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tiny_models.build_tiny_causal_lm(folder)
+    vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=768,
+        intermediate_size=2048,
+        num_hidden_layers=14,
+        num_attention_heads=12,
+        num_key_value_heads=12,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    return folder
+
+
+def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
+    import torch
+
+    if getattr(tokenizer, "chat_template", None):
+        enc = tokenizer.apply_chat_template(
+            [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+    else:
+        enc = tokenizer(PROMPT, return_tensors="pt")
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(
+            **enc,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            do_sample=True,
+            temperature=0.7,
+            top_p=0.95,
+            top_k=50,
+            repetition_penalty=1.1,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return time.perf_counter() - start, int(out.shape[1] - enc["input_ids"].shape[1])
+
+
+def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import studio.engines  # noqa: F401 - offline, quiet Hugging Face settings first
+
+    name = args.model
+    path = STARTER_TEXT if name == "starter" else build_llama100m(tmp / "models" / "llama100m")
+    app, services, window = open_window(tmp / "data", [path.parent])
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
+    model.generation_config.eos_token_id = None  # both sides write exactly --tokens
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    params = sum(p.numel() for p in model.parameters())
+    panel = window.text_panel
+    raw_rates: list[float] = []
+    tab_rates: list[float] = []
+    lags: list[float] = []
+    update_rates: list[float] = []
+    shown: list[float] = []
+    sent: list[float] = []
+    gui_share: list[float] = []  # the GUI thread's CPU seconds per second of a tab round
+
+    def on_worker_event(event) -> None:  # the worker thread: when the first chunk leaves it
+        if event.kind.value == "preview" and not sent:
+            sent.append(time.perf_counter())
+
+    services.worker.subscribe(on_worker_event)
+    panel.output.textChanged.connect(lambda: shown.append(time.perf_counter()))
+    counter = EventCounter(app) if args.count_events else None
+
+    def steps():
+        yield worker_idle(services.worker)
+        _pick(panel, path)
+        panel.prompt.setPlainText(PROMPT)
+        for spin, value in (
+            (panel.temperature, 0.7),
+            (panel.top_p, 0.95),
+            (panel.top_k, 50),
+            (panel.repetition_penalty, 1.1),
+        ):
+            spin.setValue(value)
+        panel.max_tokens.setValue(8)
+        panel.seed.lock(1)
+        yield sleep(100)
+        panel.generate_button.click()  # warm: loads the model
+        yield job_done(window.jobs, "text")
+        _cached_model(services).model.generation_config.eos_token_id = None
+        _raw_text(model, tokenizer, 8, 0)
+        panel.max_tokens.setValue(args.tokens)
+        for round_index in range(args.rounds):
+            seed = 100 + round_index
+            seconds, count = _raw_text(model, tokenizer, args.tokens, seed)
+            raw_rates.append(count / seconds)
+            yield sleep(50)
+            panel.seed.lock(seed)
+            if counter is not None:
+                counter.counting = True
+            start, gui_cpu = time.perf_counter(), time.thread_time()
+            if args.via == "worker":  # a baseline: the job straight to the worker, no tab owns it
+                services.worker.submit(panel.build_request())
+            else:
+                panel.generate_button.click()
+            shown.clear()
+            sent.clear()
+            job = yield job_done(window.jobs, "" if args.via == "worker" else "text")
+            elapsed = time.perf_counter() - start
+            gui_share.append((time.thread_time() - gui_cpu) / elapsed)
+            if counter is not None:
+                counter.counting = False
+            assert job.state.value == "finished", job.error
+            tab_rates.append(int(job.info["tokens"]) / elapsed)
+            if sent and shown:
+                lags.append((shown[0] - sent[0]) * 1000)
+                span = shown[-1] - shown[0]
+                update_rates.append((len(shown) - 1) / span if span > 0 else 0.0)
+
+    Script(app, steps()).run()
+    window.shutdown()
+    prefix = f"window_text_{name}"
+    raw, tab = statistics.median(raw_rates), statistics.median(tab_rates)
+    extra = {}
+    if counter is not None:  # GUI-thread events per token written in the tab
+        written = args.tokens * args.rounds
+        extra = {f"{prefix}_events_per_token": {k: round(v / written, 3) for k, v in counter.counts.items()}}
+    return {
+        **extra,
+        f"{prefix}_raw_tokens_per_s": round(raw, 2),
+        f"{prefix}_tab_tokens_per_s": round(tab, 2),
+        f"{prefix}_ratio": round(tab / raw, 4),
+        f"{prefix}_first_token_lag_ms": round(statistics.median(lags), 1) if lags else None,
+        f"{prefix}_updates_per_s": round(statistics.median(update_rates), 1) if update_rates else None,
+        f"{prefix}_params_m": round(params / 1e6, 1),
+        f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
+        "tokens": args.tokens,
+        "rounds": args.rounds,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+# -- image and music ----------------------------------------------------------------------------
+
+
+def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
+    import torch
+    from diffusers import AutoPipelineForText2Image
+
+    import studio.engines  # noqa: F401
+    from benchmarks.image_gpu import build_pipeline
+    from studio.engines.devices import choose_device
+
+    path = build_pipeline("sd15", tmp / "models" / "bench-sd", "cpu", small=True)
+    app, services, window = open_window(tmp / "data", [path.parent])
+    device = choose_device(str(services.settings.get("device")))
+    pipe = AutoPipelineForText2Image.from_pretrained(path, dtype=device.dtype, local_files_only=True).to(device.device)
+    pipe.set_progress_bar_config(disable=True)
+    panel = window.image_panel
+    prompt = "a lighthouse on a cliff at dusk"
+    raw_steps: list[float] = []
+    tab_steps: list[float] = []
+
+    def raw(steps: int, seed: int) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            pipe(
+                prompt,
+                width=args.size,
+                height=args.size,
+                num_inference_steps=steps,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                output_type="np",
+            )
+        return time.perf_counter() - start
+
+    def steps():
+        yield worker_idle(services.worker)
+        _pick(panel, path)
+        yield sleep(300)  # the model's description arrives and sets its defaults
+        panel.prompt.setPlainText(prompt)
+        panel.width_box.setValue(args.size)
+        panel.height_box.setValue(args.size)
+        panel.count.setValue(1)
+        panel.steps.setValue(2)
+        panel.seed.lock(1)
+        panel.generate_button.click()
+        yield job_done(window.jobs, "image")
+        raw(2, 0)
+        panel.steps.setValue(args.steps)
+        for round_index in range(args.rounds):
+            seed = 100 + round_index
+            raw_steps.append(raw(args.steps, seed) / args.steps)
+            yield sleep(50)
+            panel.seed.lock(seed)
+            start = time.perf_counter()
+            panel.generate_button.click()
+            job = yield job_done(window.jobs, "image")
+            assert job.state.value == "finished", job.error
+            tab_steps.append((time.perf_counter() - start) / args.steps)
+
+    Script(app, steps()).run()
+    window.shutdown()
+    raw_s, tab_s = statistics.median(raw_steps), statistics.median(tab_steps)
+    return {
+        "window_image_raw_s_per_step": round(raw_s, 4),
+        "window_image_tab_s_per_step": round(tab_s, 4),
+        "window_image_ratio": round(raw_s / tab_s, 4),
+        "size": args.size,
+        "steps": args.steps,
+        "rounds": args.rounds,
+    }
+
+
+def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
+    import math
+
+    import tiny_models
+    import torch
+    from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+    import studio.engines  # noqa: F401
+
+    path = tiny_models.build_tiny_musicgen(tmp / "models" / "bench-musicgen", decoder_width=256, decoder_layers=4)
+    app, services, window = open_window(tmp / "data", [path.parent])
+    model = MusicgenForConditionalGeneration.from_pretrained(path, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    panel = window.music_panel
+    prompt = "slow piano with soft strings"
+    raw_rates: list[float] = []
+    tab_rates: list[float] = []
+
+    def raw(seconds: float, seed: int) -> float:
+        frame_rate = model.audio_encoder.config.frame_rate
+        tokens = math.ceil(seconds * frame_rate) + model.decoder.config.num_codebooks - 1
+        inputs = tokenizer([prompt], return_tensors="pt")
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            audio = model.generate(**inputs, max_new_tokens=tokens, do_sample=True, guidance_scale=3.0, top_k=250)
+        return audio.shape[-1] / model.audio_encoder.config.sampling_rate / (time.perf_counter() - start)
+
+    def steps():
+        yield worker_idle(services.worker)
+        _pick(panel, path)
+        yield sleep(300)
+        panel.prompt.setPlainText(prompt)
+        panel.guidance.setValue(3.0)
+        panel.temperature.setValue(1.0)
+        panel.top_k.setValue(250)
+        panel.duration.setValue(0.5)
+        panel.seed.lock(1)
+        panel.generate_button.click()
+        yield job_done(window.jobs, "music")
+        raw(0.5, 0)
+        panel.duration.setValue(args.seconds)
+        for round_index in range(args.rounds):
+            seed = 100 + round_index
+            raw_rates.append(raw(args.seconds, seed))
+            yield sleep(50)
+            panel.seed.lock(seed)
+            start = time.perf_counter()
+            panel.generate_button.click()
+            job = yield job_done(window.jobs, "music")
+            assert job.state.value == "finished", job.error
+            tab_rates.append(float(job.items[0].record.output["duration_s"]) / (time.perf_counter() - start))
+
+    Script(app, steps()).run()
+    window.shutdown()
+    raw_r, tab_r = statistics.median(raw_rates), statistics.median(tab_rates)
+    return {
+        "window_music_raw_audio_s_per_s": round(raw_r, 3),
+        "window_music_tab_audio_s_per_s": round(tab_r, 3),
+        "window_music_ratio": round(tab_r / raw_r, 4),
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+# Runs the real entry point (``python -m studio``); a timer of its own notices the window.
+_STARTUP_CHILD = """
+import os, sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication([sys.argv[0]])
+def look():
+    from studio.ui.main_window import MainWindow
+    windows = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if not windows:
+        QTimer.singleShot(2, look)
+        return
+    print("shown", flush=True)
+    window = windows[0]
+    loading = window.services.worker.busy
+    from PySide6.QtTest import QTest
+    start = time.perf_counter()
+    QTest.keyClicks(window.text_panel.prompt, "abc")
+    typed = window.text_panel.prompt.toPlainText().endswith("abc")
+    print("typed", typed, loading, round((time.perf_counter() - start) * 1000, 1), flush=True)
+    os._exit(0)
+QTimer.singleShot(0, look)
+sys.argv = ["studio", "--data-dir", sys.argv[1]]
+from studio.app import main
+main()
+"""
+
+
+def measure_startup(args: argparse.Namespace, tmp: Path) -> dict:
+    env = dict(os.environ)
+    if not env.get("DISPLAY"):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    times: list[float] = []
+    typing: list[tuple[bool, bool, float]] = []
+    for round_index in range(args.rounds + 1):  # the first writes the settings and shows the welcome
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-c", _STARTUP_CHILD, str(tmp / "data")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            words = line.split()
+            if words[:1] == ["shown"] and round_index:
+                times.append(time.perf_counter() - start)
+            elif words[:1] == ["typed"] and round_index:
+                typing.append((words[1] == "True", words[2] == "True", float(words[3])))
+        process.wait(60)
+    return {
+        "startup_app_window_s": round(statistics.median(times), 3),
+        "startup_prompt_typed": all(t[0] for t in typing),
+        "startup_engines_loading_when_typed": sum(t[1] for t in typing) / max(1, len(typing)),
+        "startup_typing_ms": round(statistics.median(t[2] for t in typing), 1),
+        "rounds": args.rounds,
+    }
+
+
+# -- gallery ----------------------------------------------------------------------------------
+
+
+def _fill_gallery(data_dir: Path, items: int, sources: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.gallery_scale import fill_index
+    from studio.core.paths import StudioPaths
+    from studio.gallery.store import GalleryStore
+
+    paths = StudioPaths.under(data_dir).ensure()
+    store = GalleryStore(paths.gallery)
+    folder = store.root / "bench-sources"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    files = []
+    for n in range(sources):
+        file = folder / f"{n}.png"
+        Image.fromarray(rng.integers(0, 255, (384, 384, 3), dtype=np.uint8)).save(file)
+        files.append(file)
+    fill_index(store, items, sources=files)
+    store.close()
+
+
+def measure_gallery(args: argparse.Namespace, tmp: Path) -> dict:
+    data_dir = tmp / "data"
+    _fill_gallery(data_dir, args.items, 64)
+    app, services, window = open_window(data_dir, [])
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    lateness: list[float] = []
+    clock = QElapsedTimer()
+    last = [0.0]
+
+    def beat() -> None:
+        now = clock.nsecsElapsed() / 1e6
+        if last[0]:
+            lateness.append(max(0.0, now - last[0] - HEARTBEAT_MS))
+        last[0] = now
+
+    heartbeat = QTimer()
+    heartbeat.setInterval(HEARTBEAT_MS)
+    heartbeat.timeout.connect(beat)
+    panel = window.gallery_panel
+    bar = panel.view.verticalScrollBar()
+    scroller = QTimer()
+    scroller.setInterval(16)
+    scroller.timeout.connect(lambda: bar.setValue(bar.value() + args.scroll_px))
+
+    def steps():
+        yield worker_idle(services.worker)
+        window.tabs.setCurrentWidget(panel)
+        yield sleep(500)
+        clock.start()
+        heartbeat.start()
+        scroller.start()
+        yield sleep(int(args.scroll_s * 1000))
+        scroller.stop()
+        heartbeat.stop()
+
+    Script(app, steps()).run()
+    rows = panel.model.rowCount()
+    window.shutdown()
+    samples = sorted(lateness)
+    return {
+        "gallery_scroll_items": rows,
+        "gallery_scroll_p99_ms": round(samples[int(0.99 * (len(samples) - 1))], 1),
+        "gallery_scroll_max_ms": round(samples[-1], 1),
+        "gallery_scroll_beats": len(samples),
+        "gallery_scroll_px_per_s": round(args.scroll_px * 1000 / 16),
+    }
+
+
+# -- idle -------------------------------------------------------------------------------------
+
+
+def measure_idle(args: argparse.Namespace, tmp: Path) -> dict:
+    import resource
+
+    app, services, window = open_window(tmp / "data", [STARTER_TEXT.parent])
+    marks: dict[str, float] = {}
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def steps():
+        yield worker_idle(services.worker)
+        yield sleep(2000)  # settle
+        marks["cpu0"], marks["t0"] = cpu(), time.perf_counter()
+        yield sleep(int(args.idle_s * 1000))
+        marks["cpu1"], marks["t1"] = cpu(), time.perf_counter()
+        marks["rss"] = _rss_mb()
+
+    Script(app, steps()).run()
+    window.shutdown()
+    return {
+        "idle_cpu_percent": round(100 * (marks["cpu1"] - marks["cpu0"]) / (marks["t1"] - marks["t0"]), 2),
+        "idle_rss_mb": marks["rss"],
+    }
+
+
+PARTS = {
+    "text": measure_text,
+    "image": measure_image,
+    "music": measure_music,
+    "startup": measure_startup,
+    "gallery": measure_gallery,
+    "idle": measure_idle,
+}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        return PARTS[args.part](args, Path(tmp))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=sorted(PARTS), required=True)
+    parser.add_argument("--model", choices=("starter", "llama100m"), default="starter", help="text: which model")
+    parser.add_argument("--tokens", type=int, default=400, help="text: tokens per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=256, help="image: side in pixels")
+    parser.add_argument("--steps", type=int, default=20, help="image: steps")
+    parser.add_argument("--seconds", type=float, default=4.0, help="music: seconds of audio")
+    parser.add_argument("--items", type=int, default=100_000, help="gallery: items in the index")
+    parser.add_argument("--scroll-px", type=int, default=40, help="gallery: pixels per 16 ms frame")
+    parser.add_argument("--scroll-s", type=float, default=6.0, help="gallery: seconds of scrolling")
+    parser.add_argument("--idle-s", type=float, default=5.0, help="idle: seconds measured")
+    parser.add_argument(
+        "--via", choices=("tab", "worker"), default="tab", help="text: Generate in the tab, or straight to the worker"
+    )
+    parser.add_argument("--count-events", action="store_true", help="text: GUI events per token")
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.report import run_main
+
+    return run_main(build_parser, measure, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
