@@ -37,9 +37,28 @@ if [ "$(uname -s)" = Linux ] && ! ldconfig -p 2>/dev/null | grep -q 'libpulse\.s
   fi
 fi
 
+# Qt's X11 platform plugin links system libraries the PySide6 wheels do not bundle (libxcb-icccm4,
+# libxcb-keysyms1, libxcb-cursor0…); without one the window does not open. scripts/qt_system_libs.py
+# reads what the plugin links (ldd) and names the packages: installed where we may, else the command.
+qt_system_libraries() {
+  [ "$(uname -s)" = Linux ] && "$venv_python" -c 'import PySide6' >/dev/null 2>&1 || return 0
+  local packages
+  packages="$("$venv_python" scripts/qt_system_libs.py --packages)" || return 0
+  [ -n "$packages" ] || return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Qt's window libraries: $packages" >&2
+    # shellcheck disable=SC2086  # one word per package
+    (apt-get install -y -q $packages >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $packages >/dev/null 2>&1; }) \
+      || echo "could not install $packages: the window may not open (see: python scripts/qt_system_libs.py)" >&2
+  else
+    echo "note: the window needs system libraries that are missing: sudo apt-get install $packages" >&2
+  fi
+}
+
 stamp=.venv/.studio-setup
 wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+  qt_system_libraries
   exit 0
 fi
 
@@ -51,3 +70,4 @@ fi
 echo "installing Studio and its test tools" >&2
 "$venv_python" -m pip install -q -e ".[dev]"
 echo "$wanted" > "$stamp"
+qt_system_libraries
