@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
         return download_main(raw[1:])
     args = build_parser().parse_args(argv)
     if args.command is None:
+        from studio.ui.quiet import quiet_qt_logging
+
+        quiet_qt_logging(args.debug)  # before Qt is loaded: its multimedia chatter only with --debug
         from studio.ui.launch import run_gui
 
         return run_gui(args.data_dir, debug=args.debug)

@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--stop", action="append", default=[], metavar="S", help="stop at this text (repeatable)")
 
     image = gen_kind("image", "generate images with a diffusion model")
-    image.add_argument("--width", type=int, default=ImageRequest.width, metavar="W")
-    image.add_argument("--height", type=int, default=ImageRequest.height, metavar="H")
+    # No default here: the model's native size from its description, as in the window.
+    image.add_argument("--width", type=int, default=None, metavar="W", help="default: the model's native size")
+    image.add_argument("--height", type=int, default=None, metavar="H", help="default: the model's native size")
     image.add_argument("--steps", type=int, default=ImageRequest.steps, metavar="N")
     image.add_argument("--guidance", type=float, default=ImageRequest.guidance, metavar="F")
     image.add_argument("--negative", default="", metavar="S", help="negative prompt")
@@ -194,7 +195,16 @@ def default_model(specs: list[Any], kind: str) -> str:
     return str(runnable[0].path) if runnable else ""
 
 
-def _request_from_args(args: argparse.Namespace) -> Request:
+def image_size(args: argparse.Namespace, info: Any) -> tuple[int, int]:
+    """--width/--height where given, else the model's native size from its ``ModelInfo`` (the
+    window's default too), else the request's own default."""
+    native = int(getattr(info, "native_size", 0) or 0)
+    width = args.width if args.width is not None else (native or ImageRequest.width)
+    height = args.height if args.height is not None else (native or ImageRequest.height)
+    return width, height
+
+
+def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
     common = {"prompt": args.prompt, "model": args.model, "seed": args.seed}
     if args.kind == "text":
         return TextRequest(
@@ -208,10 +218,11 @@ def _request_from_args(args: argparse.Namespace) -> Request:
             stop=tuple(args.stop),
         )
     if args.kind == "image":
+        width, height = image_size(args, info)
         return ImageRequest(
             **common,
-            width=args.width,
-            height=args.height,
+            width=width,
+            height=height,
             steps=args.steps,
             guidance=args.guidance,
             negative=args.negative,
@@ -248,15 +259,22 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
         args.model = default_model(make_catalog(services.settings).discover(), args.kind)
         if not args.model:
             raise StudioError(f"no {args.kind} model found: add one with 'studio models add FOLDER'")
-    request = _request_from_args(args)
     events: queue.Queue[JobEvent] = queue.Queue()
     services.worker.subscribe(events.put)
     # What the model uses, asked on the worker's side lane while the job starts: options the model
     # would ignore get a note (the window greys those controls out instead).
-    described = services.worker.describe_model(request.model)
+    described = services.worker.describe_model(args.model)
+    info_event = None
+    if args.kind == "image" and (args.width is None or args.height is None):
+        # The size comes from the model's description: wait for it before building the request.
+        info_event = _wait_for_description(events, described)
+        described = ""
+    request = _request_from_args(args, info_event.result if info_event is not None else None)
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
     progress = _Progress(sys.stderr, enabled=not stream_text)
+    if info_event is not None:
+        _note_ignored_options(info_event, request, progress)
     try:
         while True:
             try:
@@ -313,14 +331,28 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     return EXIT_OK
 
 
+def _wait_for_description(events: queue.Queue[JobEvent], described: str, timeout: float = 120.0) -> JobEvent | None:
+    """The ``model_info`` event of ``described`` (None if it does not come in time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            event = events.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if event.job_id == described:
+            return event
+    return None
+
+
 class _Progress:
-    """A bar on a terminal; elsewhere a line at most once a second."""
+    """A rich progress bar (with time left) on a terminal; elsewhere a line at most once a second."""
 
     def __init__(self, stream: TextIO, *, enabled: bool) -> None:
         self._stream = stream
         self._enabled = enabled
         self._tty = stream.isatty()
-        self._drawn = False
+        self._bar: Any = None
+        self._task: Any = None
         self._last_line = 0.0
         self._last_step = -1
 
@@ -329,19 +361,24 @@ class _Progress:
             return
         self._last_step = step
         if self._tty:
-            width = 30
-            filled = int(width * min(step, total) / total)
-            self._stream.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {step}/{total}")
-            self._stream.flush()
-            self._drawn = True
+            if self._bar is None:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+                self._bar = Progress(
+                    BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(file=self._stream)
+                )
+                self._bar.start()
+                self._task = self._bar.add_task("", total=total)
+            self._bar.update(self._task, completed=min(step, total), total=total)
         elif time.monotonic() - self._last_line >= 1.0 or step >= total:
             self._last_line = time.monotonic()
             self._stream.write(f"progress {step}/{total}\n")
 
     def finish(self) -> None:
-        if self._drawn:
-            self._stream.write("\n")
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def _gallery_list(args: argparse.Namespace, services: Any) -> int:
@@ -366,13 +403,36 @@ def _models_list(args: argparse.Namespace, paths: StudioPaths) -> int:
 
         checked = [(spec, library_problem(spec)) for spec in specs]
         specs = [replace(spec, runnable=False, reason=problem) if problem else spec for spec, problem in checked]
-    for spec in specs:
-        if args.json:
+    if args.json:
+        for spec in specs:
             print(json.dumps(spec.to_dict(), ensure_ascii=False))
-        else:
-            status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
-            print(f"{spec.id:<28} {spec.kind or '?':<5} {spec.family:<12} {status}  {spec.path}")
+        return EXIT_OK
+    rows = [
+        [spec.id, spec.kind or "?", spec.family or "", "ready" if spec.runnable else f"cannot run: {spec.reason}",
+         str(spec.path)]
+        for spec in specs
+    ]  # fmt: skip
+    print_table(["id", "kind", "family", "status", "path"], rows, sys.stdout)
     return EXIT_OK
+
+
+def print_table(headers: list[str], rows: list[list[str]], stream: TextIO) -> None:
+    """A table drawn by rich on a terminal; elsewhere plain columns padded to the widest cell
+    (the last one left as is), so scripts can still split it on runs of spaces."""
+    if stream.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        Console(file=stream).print(table)
+        return
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)] + row[-1:]
+        stream.write("  ".join(cells).rstrip() + "\n")
+    stream.flush()
 
 
 def _models_download(args: argparse.Namespace, paths: StudioPaths) -> int:
@@ -519,7 +579,7 @@ def _models_add(args: argparse.Namespace, services: Any) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from studio.gallery.verify import training_words, verify_file
+    from studio.gallery.verify import record_source_words, training_words, verify_file
     from studio.runtime.services import installation_credentials
 
     report = verify_file(Path(args.file), installation_credentials(StudioPaths.resolve(args.data_dir)))
@@ -530,7 +590,7 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{report.path.name}: {report.summary}")
         if report.record is not None:
             record = report.record
-            print(f"record: {record.id} ({record.kind}) from the {report.record_source}")
+            print(f"record: {record.id} ({record.kind}), read from {record_source_words(report.record_source)}")
             print(f"  made {record.created_at} with {record.model.get('name', '?')}, seed {record.seed}")
             if record.prompt:
                 print(f"  prompt: {record.prompt[:200]}")
@@ -543,7 +603,8 @@ def _verify(args: argparse.Namespace) -> int:
             for key, value in list(report.foreign.get("settings", {}).items())[:12]:
                 print(f"  {key}: {value}")
         if report.expected_sha256:
-            print("content: " + ("unchanged since saving" if not report.hash_mismatch else "CHANGED since saving"))
+            shown = "DIFFERS from its record" if report.hash_mismatch else "matches its record"
+            print(f"file hash (sha256): {shown}")
         if report.content_matches is not None:
             shown = "matches its record" if report.content_matches else "DIFFERS from its record"
             print(f"decoded content (pixels, samples or text): {shown}")

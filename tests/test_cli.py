@@ -196,3 +196,70 @@ def test_gen_notes_the_options_a_model_does_not_use(data_dir):
     assert "--negative is ignored" in result.stderr
     assert "--guidance" not in result.stderr  # left at its default: nothing to say
     assert json.loads(result.stdout.splitlines()[0])["kind"] == "image"
+
+
+def _painter():
+    from pathlib import Path
+
+    return Path(studio.__file__).parent.parent / "resources" / "models" / "studio-starter-patterns"
+
+
+def test_gen_image_uses_the_models_native_size_as_the_window_does(data_dir, tmp_path):
+    """Issue 22 #13: one source for the default size, the model's description (768 for the painter)."""
+    import shutil
+
+    from PIL import Image
+
+    result = studio_cli("gen", "image", "teal rings", "--model", str(_painter()), "--seed", "1", "--json",
+                        data_dir=data_dir, check=True)  # fmt: skip
+    item = json.loads(result.stdout.splitlines()[0])
+    with Image.open(item["path"]) as image:
+        assert image.size == (768, 768)
+    # given, a size is kept as asked
+    small = studio_cli("gen", "image", "teal rings", "--model", str(_painter()), "--width", "64", "--seed", "1",
+                       "--json", data_dir=data_dir, check=True)  # fmt: skip
+    with Image.open(json.loads(small.stdout.splitlines()[0])["path"]) as image:
+        assert image.size == (64, 768)
+    # Issue 22 #11: verify names where the record came from in a whole phrase.
+    lone = tmp_path / "lone.png"
+    shutil.copy(item["path"], lone)
+    verified = studio_cli("verify", str(lone), data_dir=data_dir)
+    assert "read from the record embedded in the file" in verified.stdout, verified.stdout
+
+
+def test_models_list_columns_line_up_without_a_terminal(data_dir, tiny_lm):
+    """Issue 22 #15: plain text off a terminal, each column starting at the same place on every line."""
+    studio_cli("models", "add", str(tiny_lm.parent), data_dir=data_dir, check=True)
+    lines = studio_cli("models", "list", data_dir=data_dir, check=True).stdout.splitlines()
+    assert lines[0].split() == ["id", "kind", "family", "status", "path"]
+    assert len(lines) >= 4
+    for column in ("kind", "family", "status"):
+        start = lines[0].index(column)
+        assert all(line[start - 2 : start] == "  " and line[start] != " " for line in lines[1:]), lines
+
+
+class _Terminal(__import__("io").StringIO):
+    def isatty(self):
+        return True
+
+
+def test_tables_and_progress_use_rich_on_a_terminal(monkeypatch):
+    """Issue 22 #15: rich draws the table and a progress bar when the stream is a terminal."""
+    from studio.cli import _Progress, print_table
+
+    monkeypatch.setenv("COLUMNS", "120")
+    terminal = _Terminal()
+    print_table(["id", "kind"], [["a-very-long-model-id", "image"], ["x", "text"]], terminal)
+    rows = terminal.getvalue().splitlines()
+    assert rows[1].index("image") == rows[2].index("text")
+    bar_stream = _Terminal()
+    progress = _Progress(bar_stream, enabled=True)
+    for step in range(1, 11):
+        progress.update(step, 10)
+    progress.finish()
+    assert "━" in bar_stream.getvalue() and "10/10" in bar_stream.getvalue()
+    plain = __import__("io").StringIO()
+    quiet = _Progress(plain, enabled=True)
+    quiet.update(10, 10)
+    quiet.finish()
+    assert plain.getvalue() == "progress 10/10\n"

@@ -160,6 +160,20 @@ def test_verify_and_export_from_the_gallery(window, tmp_path):
         assert derived["parent"] == item.id and derived["derived_from"]["id"] == item.id
 
 
+def test_verify_of_an_edited_item_says_changed_once(window):
+    """Issue 22 #11: "changed" once, then what differs (no "… it was changed after saving" again)."""
+    services, gallery = window.services, window.gallery_panel
+    item = _save(services, "image", "edit me")
+    gallery.refresh()
+    gallery.select_item(item.id)
+    with Image.open(item.path) as image:
+        edited = image.convert("RGB")
+    edited.putpixel((0, 0), (255, 0, 0))
+    edited.save(item.path)
+    changed = gallery.verify_current()
+    assert changed.startswith("Changed after it was saved: ") and changed.lower().count("changed") == 1, changed
+
+
 def test_retry_saving_after_a_failed_save(window, qtbot, tiny_lm, monkeypatch):
     from studio.core.errors import StudioError
     from studio.core.requests import TextRequest

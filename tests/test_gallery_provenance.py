@@ -309,3 +309,23 @@ def test_a_file_without_any_provenance_fails_verify(tmp_path):
     Image.new("RGB", (4, 4)).save(plain)
     report = verify_file(plain)
     assert not report.ok and "no provenance" in report.problems[0]
+
+
+def test_verify_says_each_thing_once_and_names_where_the_record_came_from(store, credentials, tmp_path):
+    """Issue 22 #11: an edited file's problems name what differs without repeating "changed after
+    saving" (the summary and the window say that once); the record's source is a whole phrase."""
+    from studio.gallery.verify import record_source_words
+
+    item = _image(store)
+    with Image.open(item.path) as image:
+        edited = image.convert("RGB")
+    edited.putpixel((0, 0), (255, 0, 0))
+    edited.save(item.path)
+    report = verify_file(item.path, credentials)
+    assert report.tampered and report.problems
+    joined = " ".join(report.problems).lower()
+    assert "changed after saving" not in joined and "edited after saving" not in joined
+    assert "differs from what its record states" in joined
+    assert record_source_words("embedded") == "the record embedded in the file"
+    assert record_source_words("sidecar").startswith("the sidecar file")
+    assert record_source_words("content credentials").endswith("(C2PA)")

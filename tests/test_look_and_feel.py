@@ -107,6 +107,12 @@ def test_welcome_names_the_models_found_and_where_outputs_go(services, tiny_sd):
     assert "tiny-sd" in text and str(services.paths.gallery) in text and "offline" in text
 
 
+def test_welcome_shows_the_gallery_and_logs_folders_as_they_are(services):
+    """Issue 22 #10: the gallery the store writes to and the logs folder, not a folder guessed from data."""
+    text = welcome_text(services)
+    assert str(services.store.root) in text and str(services.paths.logs) in text
+
+
 def test_icons_are_svg_and_render(qtbot):
     for name in ("studio", "text", "image", "music", "gallery"):
         assert not icon(name).pixmap(32, 32).isNull(), name

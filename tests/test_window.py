@@ -100,3 +100,52 @@ def test_use_as_image_prompt_fills_the_image_tab(window, qtbot):
     qtbot.mouseClick(panel.to_image, Qt.MouseButton.LeftButton)
     assert window.image_panel.prompt.toPlainText() == "a lighthouse in fog"
     assert window.tabs.currentWidget() is window.image_panel
+
+
+def test_about_names_the_real_gallery_and_logs_folders(window):
+    """Issue 22 #10: the logs are not in the data folder; About names each folder as it is."""
+    paths, text = window.services.paths, window.about_text()
+    assert str(window.services.store.root) in text and str(paths.logs) in text
+    assert f"Outputs and logs: {paths.data}" not in text
+
+
+def test_gui_launch_is_quiet_unless_debug(tmp_path):
+    """Issue 22 #16: no Qt multimedia lines and no FFmpeg format dump on the terminal."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        import numpy as np, soundfile
+        from studio.ui.quiet import quiet_qt_logging
+        quiet_qt_logging(sys.argv[1] == "debug")
+        from PySide6.QtCore import QEventLoop, QTimer
+        from PySide6.QtWidgets import QApplication
+        from studio.ui.widgets.audio_player import AudioPlayer
+        app = QApplication([])
+        clip = {str(tmp_path / "clip.flac")!r}
+        soundfile.write(clip, np.zeros(8000, dtype=np.float32), 16000)
+        player = AudioPlayer()
+        player.load(clip)
+        loop = QEventLoop(); QTimer.singleShot(1500, loop.quit); loop.exec()
+        """
+    )
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("QT_LOGGING_RULES", None)
+    run = [sys.executable, "-c", script]
+    quiet = subprocess.run([*run, "quiet"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "qt.multimedia" not in quiet.stderr and "Input #0" not in quiet.stderr, quiet.stderr
+    debug = subprocess.run([*run, "debug"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "qt.multimedia" in debug.stderr or "Input #0" in debug.stderr, debug.stderr
+
+
+def test_quiet_logging_keeps_a_rule_the_user_set():
+    from studio.ui.quiet import QUIET_QT_LOGGING_RULES, quiet_qt_logging
+
+    environ: dict[str, str] = {}
+    quiet_qt_logging(False, environ)
+    assert environ["QT_LOGGING_RULES"] == QUIET_QT_LOGGING_RULES
+    mine = {"QT_LOGGING_RULES": "qt.multimedia.debug=true"}
+    quiet_qt_logging(False, mine)
+    assert mine["QT_LOGGING_RULES"] == "qt.multimedia.debug=true"
+    debug: dict[str, str] = {}
+    quiet_qt_logging(True, debug)
+    assert debug == {}

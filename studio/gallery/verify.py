@@ -126,9 +126,7 @@ def verify_file(path: Path, credentials: ContentCredentials | None = None) -> Ve
                 "it was re-encoded or its metadata was edited"
             )
         else:
-            report.problems.append(
-                "the file's content differs from what its record states: it was changed after saving"
-            )
+            report.problems.append("the file's content differs from what its record states")
     _describe(path, report)
     _check_attachments(path, report)
     return report
@@ -175,7 +173,7 @@ def _changed_content(path: Path, record: ProvenanceRecord) -> str:
                 f"the {word} differs from its record: resized since ({size[0]}x{size[1]} now, "
                 f"{recorded[0]}x{recorded[1]} recorded)"
             )
-    return f"the {word} differs from its record: the file was edited after saving"
+    return f"edited: its content ({word}) differs from its record"
 
 
 def _describe(path: Path, report: VerifyReport) -> None:
@@ -258,9 +256,7 @@ def _verify_companion(path: Path, report: VerifyReport) -> VerifyReport:
             what = {".mid": "MIDI"}.get(suffix, suffix.lstrip(".").upper())
             if report.hash_mismatch:
                 report.summary = f"the {what} file of {owner}; CHANGED since"
-                report.problems.append(
-                    f"{path.name} differs from what the record of {owner} states: it was changed after saving"
-                )
+                report.problems.append(f"{path.name} differs from what the record of {owner} states")
             else:
                 report.summary = f"the {what} file of {owner}; matches its record"
             return report
@@ -282,7 +278,7 @@ def _check_attachments(path: Path, report: VerifyReport) -> None:
             report.notes.append(f"{name} (listed in the record) is not beside the file")
             continue
         if file_sha256(companion) != entry.get("sha256"):
-            report.problems.append(f"{companion.name} differs from what the record states: it was changed after saving")
+            report.problems.append(f"{companion.name} differs from what the record states")
 
 
 def _ai_training(report: VerifyReport) -> str:
@@ -292,6 +288,18 @@ def _ai_training(report: VerifyReport) -> str:
     if report.record is not None and report.record.ai_training:
         return report.record.ai_training
     return report.marking.get("ai_training", "not_stated")
+
+
+def record_source_words(source: str) -> str:
+    """Where a record was read from, as a whole phrase: "the sidecar file", "the record embedded in the file"."""
+    return _RECORD_SOURCE_WORDS.get(source, source or "nowhere")
+
+
+_RECORD_SOURCE_WORDS = {
+    "sidecar": "the sidecar file beside it",
+    "embedded": "the record embedded in the file",
+    "content credentials": "the file's content credentials (C2PA)",
+}
 
 
 def training_words(choice: str) -> str:

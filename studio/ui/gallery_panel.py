@@ -496,7 +496,7 @@ class GalleryPanel(QWidget):
         report = verify_file(item.path, self.store.credentials)
         credentials = report.credentials.state if report.credentials else "none"
         if report.tampered:
-            text = "CHANGED after it was saved. " + " ".join(report.problems)
+            text = "Changed after it was saved: " + "; ".join(report.problems) + "."
         elif report.ok:
             text = f"Unchanged since it was saved. Content credentials: {credentials}."
         else:

@@ -12,10 +12,12 @@ import studio
 from studio.core.paths import StudioPaths
 from studio.runtime.services import open_services, setup_logging
 from studio.ui.main_window import MainWindow
+from studio.ui.quiet import quiet_qt_logging
 from studio.ui.theme import apply_theme, icon
 
 
 def run_gui(data_dir: str | None = None, *, debug: bool = False) -> int:
+    quiet_qt_logging(debug)
     paths = StudioPaths.resolve(data_dir).ensure()
     setup_logging(paths, verbose=debug)
     # instance() is typed as the core application; in the window's process it is always a QApplication.

@@ -146,7 +146,9 @@ class MainWindow(QMainWindow):
         return (
             f"<b>{studio.APP_NAME} {studio.__version__}</b><br>"
             "Generate text, images and music with models on your own machine, offline.<br>"
-            f"Outputs and logs: {self.services.paths.data}"
+            f"Outputs (the gallery): {self.services.store.root}<br>"
+            f"Logs: {self.services.paths.logs}<br>"
+            f"Settings: {self.services.paths.config}"
         )
 
     def model_manager(self) -> ModelManager:

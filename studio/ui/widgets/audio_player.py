@@ -18,6 +18,8 @@ from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
+from studio.ui.quiet import quiet_ffmpeg
+
 log = logging.getLogger(__name__)
 
 try:
@@ -110,6 +112,7 @@ class AudioPlayer(QWidget):
             player.playbackStateChanged.connect(lambda _state: self._update_controls())
             player.errorOccurred.connect(self._error)
             self._apply_loop(self.loop.isChecked())
+            quiet_ffmpeg()  # Qt's FFmpeg backend is loaded now
         self._player.stop()
         self._player.setSource(QUrl.fromLocalFile(str(self._path)))
         self.status.setText(self.no_output)
