@@ -325,3 +325,19 @@ def test_an_input_a_starter_cannot_take_is_refused_before_loading(services, tmp_
     assert image_end.kind.value == "error" and "cannot start from an image" in image_end.error
     assert music_end.kind.value == "error" and "cannot continue a clip" in music_end.error
     assert services.worker.cache.keys() == {} and services.store.list() == []
+
+
+@pytest.mark.parametrize("seconds", [8.0, 13.5])
+def test_a_melody_is_the_length_asked(services, seconds):
+    """Whole bars at an eased tempo, then cut with a fade or padded: 8 s asked is 8 s (was 9.1 s)."""
+    import soundfile
+
+    log = EventLog(services.worker)
+    model = str(resources_dir() / "models" / STARTERS["music"])
+    end = log.wait_end(services.worker.submit(MusicRequest(prompt="a reel", model=model, duration=seconds, seed=4)))
+    assert end.kind.value == "finished", end.error
+    item = end.result[0]
+    info = soundfile.info(str(item.path))
+    assert info.frames == round(seconds * info.samplerate)
+    assert item.record.output["duration_s"] == seconds
+    assert abs(soundfile.read(str(item.path))[0][-1]).max() < 0.01  # faded or silent at the very end

@@ -49,3 +49,17 @@ def peak_normalise(audio: np.ndarray) -> np.ndarray:
     audio = np.nan_to_num(np.asarray(audio, dtype=np.float32))
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return audio * (PEAK_LEVEL / peak) if peak > 0 else audio
+
+
+def fit_length(audio: np.ndarray, frames: int, sample_rate: int, fade_s: float = 0.25) -> np.ndarray:
+    """``audio`` (frames, channels) made exactly ``frames`` long: cut with a fade-out over the last
+    ``fade_s`` (no click), or padded with silence."""
+    if len(audio) >= frames:
+        fitted = np.array(audio[:frames], dtype=np.float32, copy=True)
+        fade = min(frames, round(fade_s * sample_rate))
+        if fade and len(audio) > frames:
+            ramp = np.linspace(1.0, 0.0, fade, dtype=np.float32)
+            fitted[-fade:] *= ramp.reshape(-1, *([1] * (fitted.ndim - 1)))
+        return fitted
+    pad = np.zeros((frames - len(audio), *audio.shape[1:]), dtype=np.float32)
+    return np.concatenate([np.asarray(audio, dtype=np.float32), pad])

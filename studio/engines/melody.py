@@ -11,7 +11,6 @@ The length comes from the requested duration.
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -25,6 +24,7 @@ from studio.core.errors import JobCancelled, ModelError
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import MusicRequest
+from studio.engines.audio import fit_length
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import library_versions
 from studio.engines.melody_tokens import MelodyVocabulary, Note, bar_length, decode_notes
@@ -363,18 +363,30 @@ def perform(ids: list[int], loaded: LoadedMelodyModel, plan: TunePlan, seed: int
     return audio, midi, facts
 
 
-def bars_for(plan: TunePlan, seconds: float) -> int:
-    return max(2, math.ceil(seconds / plan.seconds_per_bar()))
+# The last note rings this long before the clip ends; the tempo may ease this far to fit whole bars.
+RING_OUT_S = 0.6
+TEMPO_STRETCH = (0.85, 1.2)
+
+
+def fit_to_length(plan: TunePlan, seconds: float) -> tuple[TunePlan, int]:
+    """Whole bars that fill ``seconds`` (less the ring-out) at a tempo eased at most 15 % slower
+    or 20 % faster than the tune type's, so a clip is the length asked and still ends on a bar."""
+    room = max(seconds - RING_OUT_S, seconds * 0.7)
+    bars = max(2, round(room / plan.seconds_per_bar()))
+    qpm = plan.qpm * bars * plan.seconds_per_bar() / room
+    low, high = (plan.qpm * factor for factor in TEMPO_STRETCH)
+    return replace(plan, qpm=min(max(qpm, low), high)), bars
 
 
 def generate(loaded: LoadedMelodyModel, request: MusicRequest, ctx: RunContext) -> tuple[np.ndarray, bytes, dict]:
-    plan = read_prompt(request.prompt)
-    bars = bars_for(plan, request.duration)
+    plan, bars = fit_to_length(read_prompt(request.prompt), request.duration)
     seed = request.seed if request.seed is not None else 0
     top_k = request.top_k if request.top_k > 0 else 0
     ids = sample_tune(loaded, plan, bars, seed=seed, temperature=request.temperature, top_k=top_k, ctx=ctx)
-    # Whole bars: the tune runs to the end of the bar that reaches the duration, then rings out.
-    return perform(ids, loaded, plan, seed)
+    audio, midi, facts = perform(ids, loaded, plan, seed)
+    # Whole bars at an eased tempo come close; the clip is then cut (with a fade) or padded to the
+    # exact length asked, as every other music model gives it.
+    return fit_length(audio, round(request.duration * SAMPLE_RATE), SAMPLE_RATE), midi, facts
 
 
 class MelodyEngine:
@@ -392,7 +404,7 @@ class MelodyEngine:
             Control.AUDIO_INPUT: f"{spec.name} cannot continue a clip; MusicGen models can",
             Control.MELODY_INPUT: f"{spec.name} writes its own melodies; a MusicGen Melody model follows one",
         }
-        info = model_info(spec, {Control.TEMPERATURE, Control.TOP_K}, reasons, whole_bars=True)
+        info = model_info(spec, {Control.TEMPERATURE, Control.TOP_K}, reasons, whole_bars=True)  # fitted to the length
         return info if info.hint else replace(info, hint=HINT)
 
     def load(self, spec: ModelSpec, device: Any) -> LoadedMelodyModel:
