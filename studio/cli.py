@@ -261,14 +261,11 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
             raise StudioError(f"no {args.kind} model found: add one with 'studio models add FOLDER'")
     events: queue.Queue[JobEvent] = queue.Queue()
     services.worker.subscribe(events.put)
-    # What the model uses, asked on the worker's side lane while the job starts: options the model
-    # would ignore get a note (the window greys those controls out instead).
-    described = services.worker.describe_model(args.model)
-    info_event = None
-    if args.kind == "image" and (args.width is None or args.height is None):
-        # The size comes from the model's description: wait for it before building the request.
-        info_event = _wait_for_description(events, described)
-        described = ""
+    # What the model uses (its ModelInfo, from the worker's side lane) comes first: the image size
+    # defaults to the model's native one, as in the window, and options the model would ignore get a
+    # note (the window greys those controls out instead). Reading it holds the same library lock the
+    # job's load would, so asking first costs the job nothing.
+    info_event = _wait_for_description(events, services.worker.describe_model(args.model))
     request = _request_from_args(args, info_event.result if info_event is not None else None)
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
@@ -280,10 +277,6 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
-                continue
-            if event.job_id == described:
-                _note_ignored_options(event, request, progress)
-                described = ""
                 continue
             if event.job_id != job_id:
                 continue
@@ -300,17 +293,6 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
         print("studio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     progress.finish()
-    outcome = event
-    deadline = time.monotonic() + 5
-    while described and time.monotonic() < deadline:  # a quick job can end before its model is described
-        try:
-            event = events.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if event.job_id == described:
-            _note_ignored_options(event, request, progress)
-            described = ""
-    event = outcome
     if event.kind is EventKind.CANCELLED:
         print("studio: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
