@@ -69,5 +69,15 @@ if ! "$venv_python" -c 'import torch' >/dev/null 2>&1; then
 fi
 echo "installing Studio and its test tools" >&2
 "$venv_python" -m pip install -q -e ".[dev]"
+# llama-cpp-python compiles for ~10 minutes; where a prebuilt wheel sits beside the checkout
+# (../shared/wheels on the test machines), the tests use it. A user's install works without it.
+if ! "$venv_python" -c 'import llama_cpp' >/dev/null 2>&1; then
+  for wheel in ../shared/wheels/llama_cpp_python-*.whl; do
+    [ -f "$wheel" ] || continue
+    echo "installing llama.cpp from $wheel" >&2
+    "$venv_python" -m pip install -q "$wheel" || echo "could not install $wheel: GGUF tests will use transformers" >&2
+    break
+  done
+fi
 echo "$wanted" > "$stamp"
 qt_system_libraries
