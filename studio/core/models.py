@@ -40,7 +40,7 @@ class ModelSpec:
         return str(self.details.get("class", ""))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
@@ -55,6 +55,12 @@ class ModelSpec:
             "dtype": self.details.get("dtype", ""),
             "licence": self.details.get("licence", ""),
         }
+        if self.kind in ("lora", "embedding"):  # adapters: the base they fit and what they carry
+            data["base"] = self.details.get("base", "")
+            for key in ("layout", "network", "rank", "width", "token", "trigger_words", "preview", "civitai"):
+                if self.details.get(key):
+                    data[key] = self.details[key]
+        return data
 
     def provenance(self) -> dict[str, Any]:
         """The model as a provenance record names it."""

@@ -168,10 +168,16 @@ class TextRequest(_Request):
     stop: tuple[str, ...] = ()
     # Text already written that generation continues ("Continue" in the text tab).
     continue_from: str = ""
+    # A peft LoRA adapter folder (or its name in the library) on top of the model, and its weight.
+    lora: str = ""
+    lora_weight: float = 1.0
 
     def _validate(self) -> None:
         if not isinstance(self.continue_from, str):
             raise InvalidRequest("continue_from", "the text to continue must be text")
+        if not isinstance(self.lora, str):
+            raise InvalidRequest("lora", "the LoRA must be a folder or a name")
+        check_adapter_weight("lora_weight", self.lora_weight, self.lora or "the LoRA")
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) and s for s in self.stop):
@@ -195,10 +201,16 @@ class ImageRequest(_Request):
         default=0.6,
         metadata=limit(0.01, 1.0, step=0.05, label="Strength", hint=" (how much of the starting image is repainted)"),
     )
+    # LoRA / LyCORIS adapters: (name in the library or file path, weight) pairs, applied in order;
+    # ``<lora:NAME:WEIGHT>`` in the prompt adds to them. Embeddings: names or paths; each is used
+    # where its token (the file's stem) appears in the prompt or the negative prompt.
+    loras: tuple[tuple[str, float], ...] = ()
+    embeddings: tuple[str, ...] = ()
 
     def _validate(self) -> None:
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
+        check_adapters(self.loras, self.embeddings)
         if not isinstance(self.scheduler, str):
             raise InvalidRequest("scheduler", "the scheduler must be a name")
         if not isinstance(self.init_image, str):
@@ -233,6 +245,29 @@ class MusicRequest(_Request):
                 raise InvalidRequest(name, f"the audio file {value} does not exist")
 
 
+# The weights an adapter may take (A1111 accepts any; beyond ±2 a LoRA only burns the image).
+ADAPTER_WEIGHT_RANGE = (-2.0, 2.0)
+
+
+def check_adapter_weight(name: str, weight: Any, adapter: str) -> None:
+    low, high = ADAPTER_WEIGHT_RANGE
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or math.isnan(weight):
+        raise InvalidRequest(name, f"the weight of {adapter} must be a number, got {weight!r}")
+    if not low <= weight <= high:
+        raise InvalidRequest(name, f"the weight of {adapter} must be between {low:g} and {high:g}, got {weight:g}")
+
+
+def check_adapters(loras: Any, embeddings: Any) -> None:
+    if not isinstance(loras, tuple):
+        raise InvalidRequest("loras", "LoRAs must be (name, weight) pairs")
+    for pair in loras:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and pair[0].strip()):
+            raise InvalidRequest("loras", f"a LoRA must be a (name, weight) pair, got {pair!r}")
+        check_adapter_weight("loras", pair[1], f"the LoRA {pair[0]!r}")
+    if not isinstance(embeddings, tuple) or not all(isinstance(e, str) and e.strip() for e in embeddings):
+        raise InvalidRequest("embeddings", "embeddings must be names or file paths")
+
+
 Request = TextRequest | ImageRequest | MusicRequest
 REQUEST_TYPES: dict[str, type[_Request]] = {cls.kind: cls for cls in (TextRequest, ImageRequest, MusicRequest)}
 
@@ -249,6 +284,10 @@ def request_from_dict(data: dict[str, Any]) -> Request:
     values = {k: v for k, v in data.items() if k in names}
     if "stop" in values and isinstance(values["stop"], list):
         values["stop"] = tuple(values["stop"])
+    if isinstance(values.get("loras"), list):
+        values["loras"] = tuple(tuple(pair) if isinstance(pair, list) else pair for pair in values["loras"])
+    if isinstance(values.get("embeddings"), list):
+        values["embeddings"] = tuple(values["embeddings"])
     try:
         return cls(**values)  # type: ignore[return-value]
     except TypeError as exc:

@@ -16,10 +16,15 @@ from studio.core.outputs import EngineResult
 class RunContext:
     """Handed to an engine for one job: report progress and previews, poll for cancel."""
 
-    def __init__(self, job_id: str, emit: Callable[[JobEvent], None], cancel_event: threading.Event) -> None:
+    def __init__(
+        self, job_id: str, emit: Callable[[JobEvent], None], cancel_event: threading.Event, adapters: Any = ()
+    ) -> None:
         self.job_id = job_id
         self._emit = emit
         self._cancel_event = cancel_event
+        # The LoRAs / embeddings the job applies, resolved and checked against its model by the worker
+        # (``studio.engines.library.adapters.ResolvedAdapter``).
+        self.adapters: list[Any] = list(adapters)
 
     @property
     def cancelled(self) -> bool:

@@ -28,6 +28,7 @@ from studio.core.files import file_sha256, first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
+from studio.engines.adapters import adapter_records, prepare_image_job
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, free_memory_bytes, library_versions
 from studio.engines.library.safetensors_files import safetensors_parameter_bytes
@@ -67,6 +68,7 @@ class LoadedPipeline:
     compiled: bool = False
     image_to_image: Any = None
     notes: list[str] = field(default_factory=list)
+    adapters: Any = None  # the LoRAs and embeddings loaded into it (``studio.engines.adapters``)
 
     @property
     def native_size(self) -> int:
@@ -193,6 +195,7 @@ class DiffusersImageEngine:
             loaded.pipe.remove_all_hooks()
         loaded.pipe.to("cpu")
         loaded.image_to_image = None
+        loaded.adapters = None
 
     # -- generating ----------------------------------------------------------------------
 
@@ -229,6 +232,7 @@ class DiffusersImageEngine:
             kwargs["width"], kwargs["height"] = request.width, request.height
         if request.negative and accepts(pipe, "negative_prompt"):
             kwargs["negative_prompt"] = request.negative
+        adapter_notes = prepare_image_job(loaded, pipe, request, ctx.adapters, kwargs)
         started = time.perf_counter()
         with torch.inference_mode():
             result = pipe(**kwargs)
@@ -253,9 +257,12 @@ class DiffusersImageEngine:
         }
         if request.init_image:
             runtime["init_image_sha256"] = file_sha256(Path(request.init_image))
-        if loaded.notes:
-            runtime["notes"] = list(loaded.notes)
-        return EngineResult(outputs, loaded.spec.provenance(), runtime)
+        if loaded.notes or adapter_notes:
+            runtime["notes"] = list(loaded.notes) + adapter_notes
+        model = loaded.spec.provenance()
+        if ctx.adapters:
+            model["adapters"] = adapter_records(ctx.adapters)
+        return EngineResult(outputs, model, runtime)
 
     def _pipeline_for(self, loaded: LoadedPipeline, request: ImageRequest) -> Any:
         if not request.init_image:

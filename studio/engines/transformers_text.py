@@ -20,6 +20,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import TextRequest
+from studio.engines.adapters import adapter_records, apply_text_lora
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, library_versions
 from studio.engines.registry import TRANSFORMERS_TEXT
@@ -159,6 +160,7 @@ class TransformersTextEngine:
 
     def generate(self, loaded: LoadedTextModel, request: TextRequest, ctx: RunContext) -> EngineResult:
         tokenizer, model = loaded.tokenizer, loaded.model
+        apply_text_lora(loaded, ctx.adapters)  # before seeding: peft draws random numbers as it builds layers
         notes: list[str] = []
         encoded = self._encode_prompt(loaded, request, notes)
         input_length = int(encoded["input_ids"].shape[1])
@@ -215,7 +217,10 @@ class TransformersTextEngine:
         }
         output = GeneratedOutput("text", request.continue_from + streamer.text, info)
         runtime = {**loaded.device.to_dict(), "versions": library_versions()}
-        return EngineResult([output], loaded.spec.provenance(), runtime)
+        model_record = loaded.spec.provenance()
+        if ctx.adapters:
+            model_record["adapters"] = adapter_records(ctx.adapters)
+        return EngineResult([output], model_record, runtime)
 
     def _encode_prompt(self, loaded: LoadedTextModel, request: TextRequest, notes: list[str]) -> dict[str, Any]:
         tokenizer = loaded.tokenizer

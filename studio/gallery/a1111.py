@@ -58,3 +58,41 @@ def parse_parameters(text: str) -> dict[str, Any]:
         settings[key.strip()] = value
     result["settings"] = settings
     return result
+
+
+def adapter_hash_fields(adapters: Any) -> list[tuple[str, Any]]:
+    """``Lora hashes: "NAME: HASH, …"`` and ``TI hashes: "TOKEN: HASH, …"`` from a record's adapters,
+    as A1111 writes them (the name as the prompt mentions it; A1111's 12-digit short hashes), so
+    Civitai links the resources. The ``<lora:NAME:W>`` tags stay in the prompt text itself."""
+    if not isinstance(adapters, list):
+        return []
+    loras, embeddings = [], []
+    for adapter in adapters:
+        if not isinstance(adapter, dict) or not adapter.get("short_hash"):
+            continue
+        if adapter.get("kind") == "embedding":
+            embeddings.append(f"{_hash_name(adapter.get('token') or adapter.get('name'))}: {adapter['short_hash']}")
+        else:
+            loras.append(f"{_hash_name(adapter.get('mentioned') or adapter.get('name'))}: {adapter['short_hash']}")
+    fields: list[tuple[str, Any]] = []
+    if loras:
+        fields.append(("Lora hashes", ", ".join(loras)))
+    if embeddings:
+        fields.append(("TI hashes", ", ".join(embeddings)))
+    return fields
+
+
+def _hash_name(name: Any) -> str:
+    # A1111 drops ":" and "," from the names in these lists (``remove_symbols``), or they would split.
+    return str(name or "").translate(str.maketrans("", "", ":,"))
+
+
+def adapters_from_settings(settings: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The ``Lora hashes`` / ``TI hashes`` of parsed A1111 settings: {"lora": {name: hash}, "embedding": {…}}."""
+    found: dict[str, dict[str, str]] = {"lora": {}, "embedding": {}}
+    for key, kind in (("Lora hashes", "lora"), ("TI hashes", "embedding")):
+        for part in str(settings.get(key, "")).split(","):
+            name, _, digest = part.rpartition(":")
+            if name.strip() and digest.strip():
+                found[kind][name.strip()] = digest.strip()
+    return found

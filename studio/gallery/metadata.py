@@ -17,7 +17,7 @@ from typing import Any
 
 from studio.core.outputs import GeneratedOutput
 from studio.core.provenance import ProvenanceRecord
-from studio.gallery.a1111 import format_parameters
+from studio.gallery.a1111 import adapter_hash_fields, format_parameters
 from studio.gallery.xmp import (
     DIGITAL_SOURCE_TYPE,
     ai_training_from_xmp,
@@ -120,6 +120,7 @@ def _a1111_parameters(record: ProvenanceRecord, image_size: tuple[int, int] | No
         ("Model hash", (record.model.get("sha256") or "")[:10]),
         ("Model", record.model.get("name")),
         ("Denoising strength", request.get("strength") if request.get("init_image") else None),
+        *adapter_hash_fields(record.model.get("adapters")),
         ("Version", f"{record.app.get('name', 'Studio')} {record.app.get('version', '')}".strip()),
     ]
     return format_parameters(request.get("prompt", ""), request.get("negative", ""), fields)

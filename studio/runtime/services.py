@@ -45,6 +45,14 @@ class _LiveCatalog:
     def resolve(self, ref: str) -> ModelSpec:
         return make_catalog(self._settings).resolve(ref)
 
+    def adapters(self) -> list[ModelSpec]:
+        """The LoRAs and embeddings in the model folders (``<lora:NAME>`` and tokens find them here)."""
+        return make_catalog(self._settings).adapters()
+
+    @property
+    def allow_pickle(self) -> set[str]:
+        return make_catalog(self._settings).allow_pickle
+
 
 def installation_credentials(paths: StudioPaths) -> ContentCredentials:
     """This installation's C2PA signer; its private keys stay in the data folder (mode 0600)."""

@@ -295,8 +295,9 @@ class Worker:
             # then what the engine itself checks (sizes, unreadable files).
             engine.describe(spec).refuse_unused_inputs(request)
             engine.check(spec, request)
+            adapters = self._adapters(spec, request)
             device = self._device_choice()
-        ctx = RunContext(job.id, self._emit, job.cancel)
+        ctx = RunContext(job.id, self._emit, job.cancel, adapters)
         try:
             with self._library_lock:
                 model = self.cache.get(
@@ -322,6 +323,12 @@ class Worker:
             if digest:
                 result = dataclasses.replace(result, model={**result.model, "sha256": digest})
         return result
+
+    def _adapters(self, spec: ModelSpec, request: Request) -> list[Any]:
+        """The job's LoRAs and embeddings, found and checked against its model before it loads."""
+        from studio.engines.library.adapters import resolve_job_adapters
+
+        return resolve_job_adapters(self._catalog, spec, request)
 
     def _engine(self, spec: ModelSpec) -> Any:
         return self._engine_of_format(spec.format)

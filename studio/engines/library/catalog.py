@@ -8,6 +8,13 @@ from pathlib import Path
 
 from studio.core.errors import ModelError
 from studio.core.models import ModelSpec
+from studio.engines.library.adapters import (
+    ADAPTER_KINDS,
+    PEFT_CONFIG,
+    discover_adapters,
+    is_adapter_file,
+    resolve_adapter,
+)
 from studio.engines.library.checkpoints import checkpoint_files, inspect_checkpoint
 from studio.engines.library.classify import inspect_folder, is_model_folder, slug
 from studio.engines.library.hf_cache import hf_cache_models
@@ -55,8 +62,8 @@ class ModelCatalog:
             specs.append(inspect_folder(folder, model_id=ident, source=source, allow_pickle=allowed, name=name))
         folders = list(specs)
         for file in checkpoints:
-            if file.resolve() in seen_paths:
-                continue
+            if file.resolve() in seen_paths or is_adapter_file(file) or _in_peft_folder(file):
+                continue  # adapters are listed below, as their own kind
             seen_paths.add(file.resolve())
             base = slug(file.stem)
             ident, n = base, 2
@@ -64,7 +71,18 @@ class ModelCatalog:
                 ident, n = f"{base}-{n}", n + 1
             used_ids.add(ident)
             specs.append(inspect_checkpoint(file, folders, model_id=ident, source="folder"))
+        specs += discover_adapters(self.user_folders, used_ids, seen_paths, self.allow_pickle)
         return specs
+
+    def adapters(self) -> list[ModelSpec]:
+        """The LoRAs and embeddings in the user's folders (only those folders are searched: a job
+        resolving its adapters must not scan the hub cache)."""
+        specs = discover_adapters(self.user_folders, set(), set(), self.allow_pickle)
+        return [spec for spec in specs if spec.kind in ADAPTER_KINDS]
+
+    def resolve_adapter(self, ref: str) -> ModelSpec:
+        """An adapter by path (file or peft folder), id or name (a LoRA's file stem, as A1111 names it)."""
+        return resolve_adapter(ref, self.adapters, self.allow_pickle)
 
     def resolve(self, ref: str) -> ModelSpec:
         """A model by folder path or by id; ``ModelError`` says what to do when neither fits."""
@@ -99,6 +117,10 @@ class ModelCatalog:
             if root.resolve() in (resolved, *resolved.parents):
                 return folder.name, "folder"
         return folder.name, "path"
+
+
+def _in_peft_folder(file: Path) -> bool:
+    return (file.parent / PEFT_CONFIG).is_file()
 
 
 def model_folders(root: Path, depth: int = 6) -> list[Path]:
