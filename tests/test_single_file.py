@@ -41,9 +41,9 @@ def test_other_safetensors_files_are_not_taken_for_checkpoints(tmp_path):
     save_file({"lora_unet_down_blocks_0.alpha": np.ones(1, dtype=np.float32)}, str(lora))
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
-    reasons = {spec.path.name: spec.reason for spec in ModelCatalog(None, [tmp_path]).discover()}
-    assert "not a Stable Diffusion checkpoint" in reasons["style-lora.safetensors"]
-    assert "damaged" in reasons["broken.safetensors"]
+    specs = {spec.path.name: spec for spec in ModelCatalog(None, [tmp_path]).discover()}
+    assert specs["style-lora.safetensors"].kind == "lora"  # an adapter (issue 18), never an image model
+    assert "damaged" in specs["broken.safetensors"].reason
 
 
 def _pixels(path):
