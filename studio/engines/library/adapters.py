@@ -88,7 +88,8 @@ def _embedding_facts(header: dict[str, Any], keys: list[str]) -> dict[str, Any] 
         vectors = shape("clip_l")[0] if shape("clip_l") else 1
         return {"kind": EMBEDDING, "family": "sdxl", "base": "SDXL", "width": 1280, "vectors": vectors}
     candidates = [k for k in keys if k == "emb_params" or k.startswith("string_to_param")]
-    if not candidates and len(keys) == 1 and 1 <= len(shape(keys[0])) <= 2:
+    lora_like = keys[0].startswith(_KOHYA_PREFIXES) or "lora" in keys[0] or keys[0].endswith(".alpha")
+    if not candidates and len(keys) == 1 and 1 <= len(shape(keys[0])) <= 2 and not lora_like:
         candidates = keys  # diffusers' own textual inversion: {token: vector(s)}
     if not candidates:
         return None
