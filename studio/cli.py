@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument(
         "--strength", type=float, default=ImageRequest.strength, metavar="F", help="how much of --init-image changes"
     )
+    add_adapter_options(image, text)
 
     music = gen_kind("music", "generate music")
     music.add_argument("--duration", type=float, default=MusicRequest.duration, metavar="SECONDS")
@@ -216,6 +217,7 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
             repetition_penalty=args.repetition_penalty,
             system=args.system,
             stop=tuple(args.stop),
+            **adapter_fields(args),
         )
     if args.kind == "image":
         width, height = image_size(args, info)
@@ -230,6 +232,7 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
             scheduler=args.scheduler,
             init_image=str(Path(args.init_image).resolve()) if args.init_image else "",
             strength=args.strength,
+            **adapter_fields(args),
         )
     return MusicRequest(
         **common,
@@ -240,6 +243,54 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
         audio_prompt=str(Path(args.audio_prompt).resolve()) if args.audio_prompt else "",
         melody=str(Path(args.melody).resolve()) if args.melody else "",
     )
+
+
+def add_adapter_options(image: argparse.ArgumentParser, text: argparse.ArgumentParser) -> None:
+    """--lora / --embedding for images, --lora for text (the adapters of issue 18)."""
+    image.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH[:WEIGHT]",
+        help="apply a LoRA / LyCORIS (a name from 'studio models list' or a file), weight -2…2, default 1; "
+        "repeatable; <lora:NAME:WEIGHT> in PROMPT works the same",
+    )
+    image.add_argument(
+        "--embedding",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="load a textual-inversion embedding; it is used where its token (the file's stem) is in PROMPT",
+    )
+    text.add_argument(
+        "--lora", default="", metavar="PATH[:WEIGHT]", help="a peft LoRA adapter folder on top of --model"
+    )
+
+
+def lora_argument(value: str) -> tuple[str, float]:
+    """``NAME_OR_PATH[:WEIGHT]`` → (name or path, weight); a path keeps its own colons."""
+    ref, colon, weight = value.rpartition(":")
+    if colon:
+        try:
+            return _adapter_ref(ref), float(weight)
+        except ValueError:
+            pass
+    return _adapter_ref(value), 1.0
+
+
+def _adapter_ref(ref: str) -> str:
+    path = Path(ref).expanduser()
+    return str(path.resolve()) if path.exists() else ref
+
+
+def adapter_fields(args: argparse.Namespace) -> dict[str, Any]:
+    if args.kind == "image":
+        loras = tuple(lora_argument(value) for value in getattr(args, "lora", []) or [])
+        return {"loras": loras, "embeddings": tuple(_adapter_ref(e) for e in getattr(args, "embedding", []) or [])}
+    if args.kind == "text" and getattr(args, "lora", ""):
+        ref, weight = lora_argument(args.lora)
+        return {"lora": ref, "lora_weight": weight}
+    return {}
 
 
 def _note_ignored_options(event: JobEvent, request: Request, progress: _Progress) -> None:

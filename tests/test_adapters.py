@@ -275,3 +275,35 @@ def test_a_file_that_vanished_after_listing_is_named(adapter_services, lib, tmp_
     moved.unlink()
     with pytest.raises(ModelError, match="is gone"):
         resolve_adapter("gone", lambda: listed)
+
+
+def test_c2pa_names_each_adapter_as_an_ingredient_with_its_hash(adapter_services, lib):
+    import c2pa
+
+    end = _image(adapter_services, lib, prompt="abc zzq", loras=(("inkwash", 0.6),))
+    item = end.result[0]
+    context = c2pa.Context.from_dict(
+        {"trust": {"user_anchors": adapter_services.store.credentials.root_certificate.read_text()}}
+    )
+    with open(item.path, "rb") as stream, c2pa.Reader("image/png", stream, context=context) as reader:
+        store = json.loads(reader.json())
+    active = store["manifests"][store["active_manifest"]]
+    used = {i["title"]: i.get("instance_id") for i in active["ingredients"] if i["relationship"] == "inputTo"}
+    ink_sha, _ = adapter_hashes(lib["loras"] / "inkwash.safetensors")
+    zzq_sha, _ = adapter_hashes(lib["loras"] / "zzq.safetensors")
+    assert used["inkwash.safetensors"] == f"sha256:{ink_sha}"
+    assert used["zzq.safetensors"] == f"sha256:{zzq_sha}"
+    assert "tiny-sd" in used  # the base model stays an ingredient too
+
+
+def test_cli_lora_and_embedding_options_become_request_fields(lib):
+    from studio.cli import _request_from_args, build_parser
+
+    kohya = str(lib["loras"] / "inkwash.safetensors")
+    args = build_parser().parse_args(
+        ["gen", "image", "abc", "--model", "m", "--lora", "softlight:0.5", "--lora", kohya, "--embedding", "zzq"]
+    )
+    request = _request_from_args(args)
+    assert request.loras == (("softlight", 0.5), (kohya, 1.0)) and request.embeddings == ("zzq",)
+    text = _request_from_args(build_parser().parse_args(["gen", "text", "hi", "--model", "m", "--lora", "poet:0.25"]))
+    assert (text.lora, text.lora_weight) == ("poet", 0.25)

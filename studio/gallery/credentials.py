@@ -232,6 +232,15 @@ class ContentCredentials:
                 if model.get("sha256"):
                     ingredient["instance_id"] = f"sha256:{model['sha256']}"
                 builder.add_ingredient(json.dumps(ingredient), "application/octet-stream", io.BytesIO(b""))
+                for adapter in model.get("adapters") or []:  # each LoRA / embedding, named with its hash
+                    if isinstance(adapter, dict) and adapter.get("sha256"):
+                        used = {
+                            "title": str(adapter.get("file") or adapter.get("name") or adapter.get("kind")),
+                            "relationship": "inputTo",
+                            "format": "application/octet-stream",
+                            "instance_id": f"sha256:{adapter['sha256']}",
+                        }
+                        builder.add_ingredient(json.dumps(used), "application/octet-stream", io.BytesIO(b""))
                 with source.open("rb") as src, dest.open("wb") as out:
                     builder.sign(signer, mime, src, out)
         finally:
