@@ -307,3 +307,12 @@ def test_cli_lora_and_embedding_options_become_request_fields(lib):
     assert request.loras == (("softlight", 0.5), (kohya, 1.0)) and request.embeddings == ("zzq",)
     text = _request_from_args(build_parser().parse_args(["gen", "text", "hi", "--model", "m", "--lora", "poet:0.25"]))
     assert (text.lora, text.lora_weight) == ("poet", 0.25)
+
+
+def test_regenerating_an_image_made_with_adapters_is_identical(adapter_services, lib):
+    from studio.runtime.regenerate import regenerate_with_services
+
+    end = _image(adapter_services, lib, prompt="abc zzq <lora:inkwash:0.6>", loras=(("softlight", 0.4),))
+    item = end.result[0]
+    report = regenerate_with_services(item.record, item.path, adapter_services)
+    assert report.identical, report.differences

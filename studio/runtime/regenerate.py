@@ -186,7 +186,8 @@ def differences(record: ProvenanceRecord, result: EngineResult, digest_now: str)
             a, b = _text(then.get(key)), _text(now.get(key))
             if a != b:
                 found.append(Difference(label, a, b))
-    adapters_then, adapters_now = _adapters(record.request, then, record.model), _adapters({}, now, result.model)
+    # The adapters applied are in the model's record (each with its hash); the request only names them.
+    adapters_then, adapters_now = _adapters({}, then, record.model), _adapters({}, now, result.model)
     if adapters_then != adapters_now:
         found.append(Difference("adapters", adapters_then, adapters_now))
     for _field, key, label in _INPUT_HASHES:
@@ -239,7 +240,10 @@ def regenerate(
         compile_models=bool(options.get("compile_models", False)),
         precision=str(options.get("precision", "auto")),
     )
-    ctx = RunContext(uuid.uuid4().hex[:12], on_event or (lambda _event: None), cancel or threading.Event())
+    from studio.engines.library.adapters import resolve_job_adapters
+
+    adapters = resolve_job_adapters(catalog, spec, request)  # the same LoRAs / embeddings, found again
+    ctx = RunContext(uuid.uuid4().hex[:12], on_event or (lambda _event: None), cancel or threading.Event(), adapters)
     model = engine.load(spec, device)
     try:
         ctx.raise_if_cancelled()
