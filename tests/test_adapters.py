@@ -13,6 +13,8 @@ import tiny_adapters
 import tiny_models
 from helpers import EventLog
 from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from studio.core.requests import ImageRequest, TextRequest, request_from_dict
 from studio.engines.library.adapters import adapter_hashes, inspect_adapter_file
@@ -316,3 +318,42 @@ def test_regenerating_an_image_made_with_adapters_is_identical(adapter_services,
     item = end.result[0]
     report = regenerate_with_services(item.record, item.path, adapter_services)
     assert report.identical, report.differences
+
+
+# -- the Image tab ----------------------------------------------------------------------------------
+
+
+def test_image_tab_adds_weights_and_reuses_adapters(qtbot, adapter_services, lib):
+    from helpers import show_active
+
+    from studio.ui.main_window import MainWindow
+
+    adapter_services.settings.set("model_folders", [str(lib["loras"]), str(lib["sd"].parent), str(lib["bad"])])
+    main = MainWindow(adapter_services)
+    qtbot.addWidget(main)
+    show_active(qtbot, main)
+    panel = main.image_panel
+    panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(lib["sd"])))
+    adapters = panel.adapter_list
+    offered = [adapters.picker.itemText(i) for i in range(adapters.picker.count())]
+    assert any(text.startswith("inkwash (LoRA") for text in offered)
+    assert any(text.startswith("zzq (embedding") for text in offered)
+    assert not any(text.startswith("xl_style") for text in offered)  # an SDXL LoRA is not offered for SD
+    assert not any(text.startswith("poet-lora") for text in offered)  # nor a text LoRA
+    adapters.picker.setCurrentIndex(next(i for i, t in enumerate(offered) if t.startswith("inkwash (")))
+    qtbot.mouseClick(adapters.add_button, Qt.MouseButton.LeftButton)
+    row = adapters.rows[0]
+    row.slider.setValue(-150)
+    assert row.weight() == -1.5
+    qtbot.keyClicks(panel.prompt, "abc")
+    [insert] = [b for b in row.findChildren(QPushButton) if b.text() == "Insert"]
+    qtbot.mouseClick(insert, Qt.MouseButton.LeftButton)
+    assert panel.prompt.toPlainText() == "abc, ink wash, monochrome, inkwash style"
+    assert panel.build_request().loras == (("inkwash", -1.5),)
+    row.enabled.setChecked(False)
+    assert panel.build_request().loras == ()
+    reused = ImageRequest(prompt="abc <lora:inkwash_v2:1>", model=str(lib["sd"]), loras=(("softlight", 0.3),))
+    assert panel.apply_request(reused.to_dict())
+    assert panel.build_request().loras == (("softlight", 0.3),)
+    qtbot.waitUntil(lambda: "'inkwash_v2' is not in your library" in panel.run_status.text(), timeout=5000)
+    main.shutdown()

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,9 +29,11 @@ from PySide6.QtWidgets import (
 from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
+from studio.core.models import ModelSpec
 from studio.core.requests import ImageRequest, Request, field_limit
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox
+from studio.ui.widgets.adapter_list import AdapterList, missing_prompt_loras
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, editor_range, spin_for
 from studio.ui.widgets.image_view import ImageView, StartImageBox, dropped_image_path, qimage_from_array
 from studio.ui.widgets.model_picker import ModelPicker
@@ -119,6 +121,9 @@ class ImagePanel(GenerationPanel):
         self.scheduler.setToolTip("The sampler; the choices are those that fit this model")
         self.seed = SeedField("image")
         self.count = spin_for(ImageRequest, "count", "How many images to make at once (each is saved)")
+        self.adapter_list = AdapterList()
+        self.adapter_list.insert_requested.connect(self._insert_in_prompt)
+        self.model_picker.model_changed.connect(self._adapters_for_model)
 
         form = QFormLayout()
         form.addRow("Model", self.model_picker)
@@ -133,6 +138,7 @@ class ImagePanel(GenerationPanel):
         form.addRow("Scheduler", self.scheduler)
         form.addRow("Seed", self.seed)
         form.addRow("Count", self.count)
+        form.addRow("Adapters", self.adapter_list)
         start_buttons = QVBoxLayout()
         start_buttons.addWidget(self.choose_start)
         start_buttons.addWidget(self.clear_start)
@@ -353,6 +359,8 @@ class ImagePanel(GenerationPanel):
             count=self.count.value(),
             init_image=use(Control.IMAGE_INPUT, self._start_image, ImageRequest.init_image),
             strength=use(Control.IMAGE_INPUT, self.strength.value() / 100, ImageRequest.strength),
+            loras=self.adapter_list.loras(),
+            embeddings=self.adapter_list.embeddings(),
         )
 
     def generate(self) -> None:
@@ -396,6 +404,31 @@ class ImagePanel(GenerationPanel):
             self.strength.setValue(round(request.strength * 100))
         else:
             self.clear_start_image()
+        self._restore_adapters(request)
+
+    # -- adapters (LoRAs and embeddings) -------------------------------------------------
+
+    def refresh_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
+        self._adapter_specs = {str(spec.path): spec for spec in specs}
+        self.adapter_list.set_library(specs)
+        super().refresh_models(specs, preferred)
+
+    def _adapters_for_model(self, model: str) -> None:
+        spec = getattr(self, "_adapter_specs", {}).get(model)
+        self.adapter_list.set_model_family(spec.family if spec is not None else "")
+
+    def _insert_in_prompt(self, words: str) -> None:
+        text = self.prompt.toPlainText().rstrip()
+        self.prompt.setPlainText(f"{text}, {words}" if text else words)
+
+    def _restore_adapters(self, request: ImageRequest) -> None:
+        """Reused settings bring their adapters back by name; one not in the library is named in a
+        note (after the reuse's own status line), never dropped silently."""
+        missing = self.adapter_list.set_from_request(request.loras, request.embeddings)
+        missing += missing_prompt_loras(request.prompt, self.adapter_list)
+        if missing:
+            note = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in your library."
+            QTimer.singleShot(0, self, lambda: self.show_status(note))
 
     def set_prompt(self, text: str) -> None:
         self.prompt.setPlainText(text)
