@@ -194,7 +194,7 @@ def test_record_and_parameters_name_every_adapter_with_its_hash(adapter_services
     assert adapters["softlight"]["weight"] == 0.5 and adapters["zzq"]["token"] == "zzq"
     with Image.open(item.path) as image:
         params = parse_parameters(image.text["parameters"])
-    assert "<lora:inkwash:0.7>" in params["prompt"]
+    assert params["prompt"] == "abc zzq <lora:inkwash:0.7> <lora:softlight:0.5>"  # a listed LoRA gets its tag
     assert f"inkwash: {addnet[:12]}" in params["settings"]["Lora hashes"]
     assert "softlight: " in params["settings"]["Lora hashes"]
     zzq_sha, _ = adapter_hashes(lib["loras"] / "zzq.safetensors")

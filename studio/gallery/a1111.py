@@ -96,3 +96,20 @@ def adapters_from_settings(settings: dict[str, str]) -> dict[str, dict[str, str]
             if name.strip() and digest.strip():
                 found[kind][name.strip()] = digest.strip()
     return found
+
+
+def prompt_with_lora_tags(prompt: str, adapters: Any) -> str:
+    """The prompt as A1111 would show it: a LoRA chosen outside the prompt (Studio's list, ``--lora``)
+    gets its ``<lora:NAME:WEIGHT>`` tag appended, since that tag is how A1111 itself applies one."""
+    if not isinstance(adapters, list):
+        return prompt
+    present = {match.group(1).strip().lower() for match in re.finditer(r"<(?:lora|lyco):([^:<>]+)", prompt, re.I)}
+    tags = []
+    for adapter in adapters:
+        if not isinstance(adapter, dict) or adapter.get("kind") != "lora":
+            continue
+        name = str(adapter.get("name") or "")
+        mentioned = str(adapter.get("mentioned") or name)
+        if name and name.lower() not in present and mentioned.lower() not in present:
+            tags.append(f"<lora:{name}:{float(adapter.get('weight', 1.0)):g}>")
+    return f"{prompt} {' '.join(tags)}".strip() if tags else prompt

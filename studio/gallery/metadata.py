@@ -17,7 +17,7 @@ from typing import Any
 
 from studio.core.outputs import GeneratedOutput
 from studio.core.provenance import ProvenanceRecord
-from studio.gallery.a1111 import adapter_hash_fields, format_parameters
+from studio.gallery.a1111 import adapter_hash_fields, format_parameters, prompt_with_lora_tags
 from studio.gallery.xmp import (
     DIGITAL_SOURCE_TYPE,
     ai_training_from_xmp,
@@ -123,7 +123,8 @@ def _a1111_parameters(record: ProvenanceRecord, image_size: tuple[int, int] | No
         *adapter_hash_fields(record.model.get("adapters")),
         ("Version", f"{record.app.get('name', 'Studio')} {record.app.get('version', '')}".strip()),
     ]
-    return format_parameters(request.get("prompt", ""), request.get("negative", ""), fields)
+    prompt = prompt_with_lora_tags(request.get("prompt", ""), record.model.get("adapters"))
+    return format_parameters(prompt, request.get("negative", ""), fields)
 
 
 def encode(output: GeneratedOutput, record: ProvenanceRecord, embed_prompt: bool = True) -> EncodedFormat:
