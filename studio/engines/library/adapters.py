@@ -586,7 +586,7 @@ def check_fits(adapter: ModelSpec, model: ModelSpec) -> None:
             )
 
 
-def _resolved(spec: ModelSpec, weight: float, mentioned: str) -> ResolvedAdapter:
+def resolved_adapter(spec: ModelSpec, weight: float, mentioned: str) -> ResolvedAdapter:
     from studio.core.errors import ModelError
 
     file = spec.path / PEFT_WEIGHTS if spec.path.is_dir() else spec.path
@@ -632,7 +632,7 @@ def resolve_image_adapters(catalog: Any, model: ModelSpec, request: Any) -> list
         if spec.path.resolve() in seen:
             continue  # the same LoRA named twice (in the list and the prompt): the first weight holds
         seen.add(spec.path.resolve())
-        resolved.append(_resolved(spec, weight, mentioned))
+        resolved.append(resolved_adapter(spec, weight, mentioned))
     embeddings = [resolve_adapter(ref, listed, getattr(catalog, "allow_pickle", ())) for ref in request.embeddings]
     words = set(re.findall(r"[\w.-]+", f"{request.prompt} {request.negative}"))
     if words and hasattr(catalog, "adapters"):
@@ -647,7 +647,7 @@ def resolve_image_adapters(catalog: Any, model: ModelSpec, request: Any) -> list
         if spec.path.resolve() in seen:
             continue
         seen.add(spec.path.resolve())
-        resolved.append(_resolved(spec, 1.0, spec.name))
+        resolved.append(resolved_adapter(spec, 1.0, spec.name))
     return resolved
 
 
@@ -672,7 +672,7 @@ def resolve_text_lora(catalog: Any, model: ModelSpec, request: Any) -> ResolvedA
             f"the LoRA {spec.name!r} is for a model of hidden size {width} ({spec.details.get('base', '')}); "
             f"{model.name} has {hidden}"
         )
-    return _resolved(spec, request.lora_weight, request.lora)
+    return resolved_adapter(spec, request.lora_weight, request.lora)
 
 
 def resolve_job_adapters(catalog: Any, model: ModelSpec, request: Any) -> list[ResolvedAdapter]:
