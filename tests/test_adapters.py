@@ -357,3 +357,28 @@ def test_image_tab_adds_weights_and_reuses_adapters(qtbot, adapter_services, lib
     assert panel.build_request().loras == (("softlight", 0.3),)
     qtbot.waitUntil(lambda: "'inkwash_v2' is not in your library" in panel.run_status.text(), timeout=5000)
     main.shutdown()
+
+
+def test_text_tab_picks_a_lora_with_a_weight(qtbot, adapter_services, lib):
+    from helpers import show_active
+
+    from studio.ui.main_window import MainWindow
+
+    adapter_services.settings.set("model_folders", [str(lib["text_lora"].parent), str(lib["loras"])])
+    main = MainWindow(adapter_services)
+    qtbot.addWidget(main)
+    show_active(qtbot, main)
+    panel = main.text_panel
+    picker = panel.lora_picker
+    names = [picker.combo.itemData(i) for i in range(picker.combo.count())]
+    assert names == ["", "poet-lora"]  # the image LoRAs are not offered for text
+    picker.combo.setCurrentIndex(1)
+    picker.weight.setValue(0.5)
+    qtbot.keyClicks(panel.prompt, "the painter")
+    request = panel.build_request()
+    assert (request.lora, request.lora_weight) == ("poet-lora", 0.5)
+    gone = TextRequest(prompt="x", model=request.model, lora="old-poet", lora_weight=0.7)
+    assert panel.apply_request(gone.to_dict())
+    assert picker.current() == ""
+    qtbot.waitUntil(lambda: "'old-poet' is not in your library" in panel.run_status.text(), timeout=5000)
+    main.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
 from studio.core.capabilities import Control
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
+from studio.core.models import ModelSpec
 from studio.core.requests import Request, TextRequest
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox, set_text
+from studio.ui.widgets.adapter_list import TextLoraPicker
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
 from studio.ui.widgets.model_picker import ModelPicker
 
@@ -88,6 +90,8 @@ class TextPanel(GenerationPanel):
 
         common = QFormLayout()
         common.addRow("Model", self.model_picker)
+        self.lora_picker = TextLoraPicker()
+        common.addRow("LoRA", self.lora_picker)
         common.addRow("Max tokens", self.max_tokens)
         common.addRow("Temperature", self.temperature)
         common.addRow("Top p", self.top_p)
@@ -248,6 +252,8 @@ class TextPanel(GenerationPanel):
             ),
             stop=use(Control.STOP, stops, TextRequest.stop),
             continue_from=continue_from,
+            lora=self.lora_picker.current(),
+            lora_weight=round(self.lora_picker.weight.value(), 2),
         )
 
     def generate(self) -> None:
@@ -285,6 +291,13 @@ class TextPanel(GenerationPanel):
         self.stop_strings.setPlainText("\n".join(request.stop))
         if request.seed is not None:
             self.seed.lock(request.seed)
+        missing = self.lora_picker.set_from_request(request.lora, request.lora_weight)
+        if missing:  # after the reuse's own status line
+            QTimer.singleShot(0, self, lambda: self.show_status(f"{missing[0]} is not in your library."))
+
+    def refresh_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
+        self.lora_picker.set_library(specs)
+        super().refresh_models(specs, preferred)
 
     def continue_from_text(self, text: str) -> None:
         """Show ``text`` as the output, ready for Continue (the gallery's "Use as input")."""

@@ -242,3 +242,53 @@ def missing_prompt_loras(prompt: str, adapters: AdapterList) -> list[str]:
     except ValueError:
         return []
     return [f"LoRA {tag.name!r}" for tag in tags if adapters.find_adapter(tag.name) is None]
+
+
+class TextLoraPicker(QWidget):
+    """The Text tab's LoRA: a peft adapter folder from the library (or none) and its weight."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._library: list[ModelSpec] = []
+        self.combo = QComboBox()
+        self.combo.setAccessibleName("text LoRA")
+        self.combo.setToolTip("A LoRA adapter (a peft folder in your model folders) applied on top of the model")
+        low, high = ADAPTER_WEIGHT_RANGE
+        self.weight = QDoubleSpinBox()
+        self.weight.setRange(low, high)
+        self.weight.setSingleStep(0.05)
+        self.weight.setValue(1.0)
+        self.weight.setAccessibleName("text LoRA weight")
+        self.weight.setToolTip("How strongly the LoRA applies (1 = as trained, 0 = not at all)")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo, 1)
+        layout.addWidget(self.weight)
+        self.set_library([])
+
+    def set_library(self, specs: list[ModelSpec]) -> None:
+        chosen = self.current()
+        self._library = [s for s in specs if s.kind == "lora" and s.runnable and s.details.get("layout") == "peft"]
+        self.combo.clear()
+        self.combo.addItem("None", "")
+        for spec in self._library:
+            self.combo.addItem(f"{spec.name} ({spec.details.get('base', '')})", spec.name)
+        self.combo.setCurrentIndex(max(self.combo.findData(chosen), 0))
+        self.weight.setEnabled(bool(self._library))
+        self.combo.setEnabled(bool(self._library))
+
+    def current(self) -> str:
+        return str(self.combo.currentData() or "")
+
+    def set_from_request(self, lora: str, weight: float) -> list[str]:
+        """Show a reused request's LoRA; its name comes back when it is not in the library."""
+        self.weight.setValue(weight)
+        if not lora:
+            self.combo.setCurrentIndex(0)
+            return []
+        spec = next((s for s in self._library if lora in (s.name, s.id, str(s.path))), None)
+        if spec is None:
+            self.combo.setCurrentIndex(0)
+            return [f"LoRA {_short(lora)!r}"]
+        self.combo.setCurrentIndex(max(self.combo.findData(spec.name), 0))
+        return []
