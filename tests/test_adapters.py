@@ -382,3 +382,20 @@ def test_text_tab_picks_a_lora_with_a_weight(qtbot, adapter_services, lib):
     assert picker.current() == ""
     qtbot.waitUntil(lambda: "'old-poet' is not in your library" in panel.run_status.text(), timeout=5000)
     main.shutdown()
+
+
+def test_model_manager_lists_adapters_after_models_with_their_preview(qtbot, adapter_services, lib):
+    from studio.ui.model_manager import ModelManager
+
+    adapter_services.settings.set("model_folders", [str(lib["loras"]), str(lib["sd"].parent)])
+    dialog = ModelManager(adapter_services)
+    qtbot.addWidget(dialog)
+    kinds = [spec.kind for spec in dialog.specs]
+    assert kinds.index("lora") > max(i for i, kind in enumerate(kinds) if kind in ("text", "image", "music"))
+    assert kinds.index("embedding") > max(i for i, kind in enumerate(kinds) if kind == "lora")
+    dialog.select_path(lib["loras"] / "inkwash.safetensors")
+    assert "LoRA for SD (text width 16), kohya layout, rank 2." in dialog.status.text()
+    assert "Civitai: Ink wash v2" in dialog.status.text()
+    assert not dialog.adapter_preview.isHidden() and not dialog.adapter_preview.pixmap().isNull()
+    dialog.select_path(lib["sd"])
+    assert dialog.adapter_preview.isHidden()

@@ -34,6 +34,7 @@ from studio.core.requests import REQUEST_TYPES, field_limit
 from studio.core.settings import Settings
 from studio.runtime.download_manager import download_command, download_environment, parse_line
 from studio.runtime.services import make_catalog
+from studio.ui.widgets.adapter_list import AdapterPreview, adapter_summary, models_then_adapters
 from studio.ui.widgets.controls import button, double_spin_for
 
 if TYPE_CHECKING:
@@ -158,6 +159,8 @@ class ModelManager(QDialog):
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(self.status)
+        self.adapter_preview = AdapterPreview()
+        side_layout.addWidget(self.adapter_preview)
         side_layout.addWidget(self.defaults_box)
         side_layout.addWidget(self.save_defaults_button)
         side_layout.addWidget(QLabel("Model card"))
@@ -175,7 +178,7 @@ class ModelManager(QDialog):
     # -- listing ------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self.specs = make_catalog(self.settings).discover()
+        self.specs = models_then_adapters(make_catalog(self.settings).discover())
         self.table.setRowCount(len(self.specs))
         for row, spec in enumerate(self.specs):
             status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
@@ -216,6 +219,7 @@ class ModelManager(QDialog):
         self.pickle_button.setEnabled(allowed or (spec is not None and "pickle" in spec.reason))
         self.pickle_button.setText("Refuse pickle weights" if allowed else "Allow pickle weights…")
         self._build_defaults(spec)
+        self.adapter_preview.show_spec(spec)
         if spec is None:
             self.card.clear()
             self.status.setText("No models found yet: Add folder… or put models in the Hugging Face cache.")
@@ -224,6 +228,7 @@ class ModelManager(QDialog):
             f"{spec.name}: {spec.kind or 'unknown'} model ({spec.family}), "
             + ("ready to use." if spec.runnable else f"cannot run: {spec.reason}.")
             + f"\n{spec.path}"
+            + (f"\n{adapter_summary(spec)}" if adapter_summary(spec) else "")
         )
         card = spec.path / "README.md"
         try:

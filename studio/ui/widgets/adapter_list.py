@@ -292,3 +292,56 @@ class TextLoraPicker(QWidget):
             return [f"LoRA {_short(lora)!r}"]
         self.combo.setCurrentIndex(max(self.combo.findData(spec.name), 0))
         return []
+
+
+def models_then_adapters(specs: list[ModelSpec]) -> list[ModelSpec]:
+    """The model manager's order: models first, then the LoRAs, then the embeddings (each stable)."""
+    rank = {"lora": 1, "embedding": 2}
+    return sorted(specs, key=lambda spec: rank.get(spec.kind, 0))
+
+
+def adapter_summary(spec: ModelSpec) -> str:
+    """What the model manager says of an adapter: base, layout, rank, token, trigger words, Civitai."""
+    if spec.kind not in ADAPTER_KINDS:
+        return ""
+    details = spec.details
+    what = "Embedding" if spec.kind == "embedding" else details.get("network") or "LoRA"
+    parts = [f"{what} for {details.get('base') or 'an unknown base'}"]
+    if details.get("layout"):
+        parts.append(f"{details['layout']} layout")
+    if details.get("rank"):
+        parts.append(f"rank {details['rank']}")
+    if details.get("token"):
+        parts.append(f"token {details['token']}")
+    lines = [", ".join(parts) + "."]
+    if details.get("trigger_words"):
+        lines.append("Trigger words: " + ", ".join(str(w) for w in details["trigger_words"][:8]))
+    civitai = details.get("civitai") or {}
+    if civitai.get("model"):
+        lines.append(f"Civitai: {civitai['model']} {civitai.get('version', '')}".rstrip())
+    return "\n".join(lines)
+
+
+class AdapterPreview(QLabel):
+    """An adapter's preview image (Civitai's ``NAME.preview.png`` beside the file), hidden when none."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("adapter preview")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setVisible(False)
+
+    def show_spec(self, spec: ModelSpec | None) -> None:
+        from PySide6.QtGui import QPixmap
+
+        preview = str(spec.details.get("preview", "")) if spec is not None else ""
+        pixmap = QPixmap(preview) if preview else QPixmap()
+        if pixmap.isNull():
+            self.clear()
+            self.setVisible(False)
+            return
+        self.setPixmap(
+            pixmap.scaled(160, 160, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        )
+        self.setToolTip(preview)
+        self.setVisible(True)
