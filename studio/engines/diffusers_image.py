@@ -232,7 +232,8 @@ class DiffusersImageEngine:
             kwargs["width"], kwargs["height"] = request.width, request.height
         if request.negative and accepts(pipe, "negative_prompt"):
             kwargs["negative_prompt"] = request.negative
-        adapter_notes = prepare_image_job(loaded, pipe, request, ctx.adapters, kwargs)
+        adapters = list(getattr(ctx, "adapters", ()))  # a stand-in context (tests) may have none
+        adapter_notes = prepare_image_job(loaded, pipe, request, adapters, kwargs)
         started = time.perf_counter()
         with torch.inference_mode():
             result = pipe(**kwargs)
@@ -260,8 +261,8 @@ class DiffusersImageEngine:
         if loaded.notes or adapter_notes:
             runtime["notes"] = list(loaded.notes) + adapter_notes
         model = loaded.spec.provenance()
-        if ctx.adapters:
-            model["adapters"] = adapter_records(ctx.adapters)
+        if adapters:
+            model["adapters"] = adapter_records(adapters)
         return EngineResult(outputs, model, runtime)
 
     def _pipeline_for(self, loaded: LoadedPipeline, request: ImageRequest) -> Any:

@@ -160,7 +160,8 @@ class TransformersTextEngine:
 
     def generate(self, loaded: LoadedTextModel, request: TextRequest, ctx: RunContext) -> EngineResult:
         tokenizer, model = loaded.tokenizer, loaded.model
-        apply_text_lora(loaded, ctx.adapters)  # before seeding: peft draws random numbers as it builds layers
+        adapters = list(getattr(ctx, "adapters", ()))  # a stand-in context (tests) may have none
+        apply_text_lora(loaded, adapters)  # before seeding: peft draws random numbers as it builds layers
         notes: list[str] = []
         encoded = self._encode_prompt(loaded, request, notes)
         input_length = int(encoded["input_ids"].shape[1])
@@ -218,8 +219,8 @@ class TransformersTextEngine:
         output = GeneratedOutput("text", request.continue_from + streamer.text, info)
         runtime = {**loaded.device.to_dict(), "versions": library_versions()}
         model_record = loaded.spec.provenance()
-        if ctx.adapters:
-            model_record["adapters"] = adapter_records(ctx.adapters)
+        if adapters:
+            model_record["adapters"] = adapter_records(adapters)
         return EngineResult([output], model_record, runtime)
 
     def _encode_prompt(self, loaded: LoadedTextModel, request: TextRequest, notes: list[str]) -> dict[str, Any]:
