@@ -345,6 +345,16 @@ def test_image_tab_adds_weights_and_reuses_adapters(qtbot, adapter_services, lib
     row = adapters.rows[0]
     row.slider.setValue(-150)
     assert row.weight() == -1.5
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    wheel = QWheelEvent(
+        QPointF(5, 5), QPointF(5, 5), QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(row.slider, wheel)
+    assert row.weight() == -1.5  # scrolling past an unfocused slider leaves the weight alone
     qtbot.keyClicks(panel.prompt, "abc")
     [insert] = [b for b in row.findChildren(QPushButton) if b.text() == "Insert"]
     qtbot.mouseClick(insert, Qt.MouseButton.LeftButton)

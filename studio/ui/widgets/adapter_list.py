@@ -9,6 +9,7 @@ already reads; ``loras()`` / ``embeddings()`` are the request's fields.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,6 +26,20 @@ from studio.core.models import ModelSpec
 from studio.core.requests import ADAPTER_WEIGHT_RANGE
 
 ADAPTER_KINDS = ("lora", "embedding")
+
+
+class _FocusedWheelSlider(QSlider):
+    """A slider that takes the mouse wheel only once clicked: scrolling the form must not change weights."""
+
+    def __init__(self) -> None:
+        super().__init__(Qt.Orientation.Horizontal)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
 
 
 class AdapterRow(QWidget):
@@ -46,7 +61,7 @@ class AdapterRow(QWidget):
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.enabled, 1)
         low, high = ADAPTER_WEIGHT_RANGE
-        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider = _FocusedWheelSlider()
         self.slider.setRange(round(low * 100), round(high * 100))
         self.slider.setAccessibleName(f"weight of {spec.name}")
         self.box = QDoubleSpinBox()
