@@ -170,14 +170,13 @@ class TextRequest(_Request):
     continue_from: str = ""
     # A peft LoRA adapter folder (or its name in the library) on top of the model, and its weight.
     lora: str = ""
-    lora_weight: float = 1.0
+    lora_weight: float = field(default=1.0, metadata=limit(-2.0, 2.0, step=0.05, label="LoRA weight"))
 
     def _validate(self) -> None:
         if not isinstance(self.continue_from, str):
             raise InvalidRequest("continue_from", "the text to continue must be text")
         if not isinstance(self.lora, str):
             raise InvalidRequest("lora", "the LoRA must be a folder or a name")
-        check_adapter_weight("lora_weight", self.lora_weight, self.lora or "the LoRA")
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) and s for s in self.stop):

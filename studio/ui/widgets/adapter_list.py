@@ -133,6 +133,7 @@ class AdapterList(QWidget):
         self.picker.setToolTip("LoRAs and embeddings in your model folders that fit the chosen model")
         self.add_button = QPushButton("Add")
         self.add_button.setAccessibleName("add adapter")
+        self.add_button.setToolTip("Use the chosen LoRA or embedding in the next image")
         self.add_button.clicked.connect(self._add_picked)
         head = QHBoxLayout()
         head.setContentsMargins(0, 0, 0, 0)
