@@ -90,7 +90,7 @@ FIELDS_OF_CONTROL: dict[Control, tuple[str, ...]] = {
     Control.GUIDANCE: ("guidance",),
     Control.SCHEDULER: ("scheduler",),
     Control.IMAGE_INPUT: ("init_image", "strength"),
-    Control.MASK: (),
+    Control.MASK: ("mask", "mask_blur", "only_masked", "only_masked_padding", "mask_fill", "outpaint"),
     Control.SYSTEM_PROMPT: ("system",),
     Control.TEMPERATURE: ("temperature",),
     Control.TOP_P: ("top_p",),
@@ -104,7 +104,7 @@ FIELDS_OF_CONTROL: dict[Control, tuple[str, ...]] = {
 
 # Fields that hand the model an input (a file): set for a model that cannot take it, the job is
 # refused rather than run without it.
-INPUT_FIELDS = frozenset({"init_image", "audio_prompt", "melody"})
+INPUT_FIELDS = frozenset({"init_image", "audio_prompt", "melody", "mask", "outpaint"})
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,14 @@ class ModelInfo:
     def refuse_unused_inputs(self, request: Any) -> None:
         """Raise ``InvalidRequest`` when ``request`` hands this model an input it cannot take (a
         starting image for the pattern painter, a clip to continue for a melody model)."""
+        if getattr(request, "kind", "") == "upscale":
+            return  # the image to upscale is no starting image: the upscale's engine checks it
+        # A model that repaints a masked region takes the image the mask (or the outpaint) is about.
+        editing = self.uses(Control.MASK) and (
+            bool(getattr(request, "mask", "")) or any(getattr(request, "outpaint", ()) or ())
+        )
         for name, why in self.ignored_fields(request):
-            if name in INPUT_FIELDS:
+            if name in INPUT_FIELDS and not (editing and name == "init_image"):
                 raise InvalidRequest(name, why)
 
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from studio.core.edits import check_edit_fields, check_upscale_fields
 from studio.core.errors import InvalidRequest
 
 REQUEST_SCHEMA_VERSION = 1
@@ -195,6 +196,21 @@ class ImageRequest(_Request):
         default=0.6,
         metadata=limit(0.01, 1.0, step=0.05, label="Strength", hint=" (how much of the starting image is repainted)"),
     )
+    # Editing (``studio.core.edits``): a mask over the starting image (white repaints, black keeps), how
+    # far its edge is feathered, "only masked" (repaint a crop around the mask at full resolution and
+    # paste it back) with the margin around the mask, and what fills the masked area at the start.
+    mask: str = ""
+    mask_blur: int = field(default=4, metadata=limit(0, 64, label="Mask blur", unit="pixels"))
+    only_masked: bool = False
+    only_masked_padding: int = field(default=32, metadata=limit(0, 512, label="Padding", unit="pixels"))
+    mask_fill: str = "original"
+    # Outpaint: pixels added to the starting image's left, top, right and bottom.
+    outpaint: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # Hires fix: generate, upscale by ``hires_scale`` (1 = off) with ``upscaler`` (a model file; "" is
+    # Lanczos), then repaint at ``hires_strength``.
+    hires_scale: float = field(default=1.0, metadata=limit(1.0, 4.0, step=0.25, label="Hires scale"))
+    hires_strength: float = field(default=0.45, metadata=limit(0.01, 1.0, step=0.05, label="Hires strength"))
+    upscaler: str = ""
 
     def _validate(self) -> None:
         if not self.prompt.strip():
@@ -205,6 +221,7 @@ class ImageRequest(_Request):
             raise InvalidRequest("init_image", "the starting image must be a file path")
         if self.init_image and not os.path.isfile(self.init_image):
             raise InvalidRequest("init_image", f"the starting image {self.init_image} does not exist")
+        check_edit_fields(self)
 
 
 @dataclass(frozen=True)
@@ -233,8 +250,28 @@ class MusicRequest(_Request):
                 raise InvalidRequest(name, f"the audio file {value} does not exist")
 
 
-Request = TextRequest | ImageRequest | MusicRequest
-REQUEST_TYPES: dict[str, type[_Request]] = {cls.kind: cls for cls in (TextRequest, ImageRequest, MusicRequest)}
+@dataclass(frozen=True)
+class UpscaleRequest(_Request):
+    """Make an image larger: ``init_image`` (the source file) by ``scale`` with ``model`` — an upscaler
+    model, the bundled Lanczos, or an image model that can re-render at any size (the pattern
+    painter, with the source's ``prompt`` and ``seed``). The result is a new image, a child of the source."""
+
+    kind: ClassVar[str] = "upscale"
+    # The kinds of model that can run it (the worker checks the model against these).
+    model_kinds: ClassVar[tuple[str, ...]] = ("upscaler", "image")
+    init_image: str = ""
+    scale: float = field(default=2.0, metadata=limit(1.0, 8.0, step=0.5, label="Scale", above_low=True))
+    # Side of the square tiles an upscaler model runs on (0: chosen to fit the free memory).
+    tile: int = field(default=0, metadata=limit(0, 4096, step=32, label="Tile", unit="pixels"))
+
+    def _validate(self) -> None:
+        check_upscale_fields(self)
+
+
+Request = TextRequest | ImageRequest | MusicRequest | UpscaleRequest
+REQUEST_TYPES: dict[str, type[_Request]] = {
+    cls.kind: cls for cls in (TextRequest, ImageRequest, MusicRequest, UpscaleRequest)
+}
 
 
 def request_from_dict(data: dict[str, Any]) -> Request:
@@ -249,6 +286,8 @@ def request_from_dict(data: dict[str, Any]) -> Request:
     values = {k: v for k, v in data.items() if k in names}
     if "stop" in values and isinstance(values["stop"], list):
         values["stop"] = tuple(values["stop"])
+    if "outpaint" in values and isinstance(values["outpaint"], list):
+        values["outpaint"] = tuple(values["outpaint"])
     try:
         return cls(**values)  # type: ignore[return-value]
     except TypeError as exc:

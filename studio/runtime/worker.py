@@ -285,9 +285,13 @@ class Worker:
         spec = self._catalog.resolve(request.model)
         if not spec.runnable:
             raise ModelError(f"cannot use {spec.name}: {spec.reason}")
-        if spec.kind != request.kind:
+        # A job runs on a model of its own kind, or of the kinds its request names (an upscale: an upscaler,
+        # or an image model that re-renders at any size).
+        model_kinds = getattr(request, "model_kinds", (request.kind,))
+        if spec.kind not in model_kinds:
+            wanted = " or ".join(model_kinds)
             raise ModelError(
-                f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {request.kind} model"
+                f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {wanted} model"
             )
         with self._library_lock:
             engine = self._engine(spec)

@@ -19,6 +19,7 @@ from studio.engines.library.safetensors_files import size_on_disk, weights_dtype
 from studio.engines.registry import (
     DIFFUSERS_AUDIO,
     DIFFUSERS_IMAGE,
+    LANCZOS,
     MELODY,
     MUSICGEN,
     PATTERNS,
@@ -130,6 +131,7 @@ STUDIO_MANIFEST = "studio_model.json"
 STUDIO_FORMATS = {
     "studio-melody": MELODY,  # a LlamaForCausalLM over melody tokens + melody_vocab.json
     "studio-patterns": PATTERNS,  # a compositional pattern-producing network; no weights, no data
+    "studio-lanczos": LANCZOS,  # Lanczos resampling: the upscaler when no upscaler model is installed
 }
 
 
