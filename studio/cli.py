@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import studio
+from studio.cli_edits import add_image_edit_options, add_upscale_command, edit_fields, run_upscale
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import EventKind, JobEvent
 from studio.core.paths import StudioPaths
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument(
         "--strength", type=float, default=ImageRequest.strength, metavar="F", help="how much of --init-image changes"
     )
+    add_image_edit_options(image)
 
     music = gen_kind("music", "generate music")
     music.add_argument("--duration", type=float, default=MusicRequest.duration, metavar="SECONDS")
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regenerate.add_argument("item", metavar="ID_OR_FILE", help="a gallery item id, or a file Studio made")
     regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
+    add_upscale_command(commands, sub)
     return parser
 
 
@@ -180,6 +183,8 @@ def run_command(args: argparse.Namespace) -> int:
             return _gallery_ai_training(args, services)
         if args.command == "regenerate":
             return _regenerate(args, services)
+        if args.command == "upscale":
+            return run_upscale(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
     finally:
@@ -204,7 +209,7 @@ def image_size(args: argparse.Namespace, info: Any) -> tuple[int, int]:
     return width, height
 
 
-def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
+def _request_from_args(args: argparse.Namespace, info: Any = None, catalog: Any = None) -> Request:
     common = {"prompt": args.prompt, "model": args.model, "seed": args.seed}
     if args.kind == "text":
         return TextRequest(
@@ -230,6 +235,7 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
             scheduler=args.scheduler,
             init_image=str(Path(args.init_image).resolve()) if args.init_image else "",
             strength=args.strength,
+            **edit_fields(args, catalog),
         )
     return MusicRequest(
         **common,
@@ -266,7 +272,12 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     # note (the window greys those controls out instead). Reading it holds the same library lock the
     # job's load would, so asking first costs the job nothing.
     info_event = _wait_for_description(events, services.worker.describe_model(args.model))
-    request = _request_from_args(args, info_event.result if info_event is not None else None)
+    catalog = None
+    if getattr(args, "upscaler", ""):  # an upscaler named by id or name is found in the library
+        from studio.runtime.services import make_catalog
+
+        catalog = make_catalog(services.settings)
+    request = _request_from_args(args, info_event.result if info_event is not None else None, catalog)
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
     progress = _Progress(sys.stderr, enabled=not stream_text)

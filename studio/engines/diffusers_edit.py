@@ -181,7 +181,7 @@ def generate_edit(engine: Any, loaded: Any, request: ImageRequest, ctx: RunConte
         full[top:bottom, left:right] = inpaint.resize(image, right - left, bottom - top)
         edited = inpaint.composite(plan.source, full, plan.soft)
         info = {"index": index, "width": width, "height": height}
-        outputs.append(GeneratedOutput("image", edited, info, attachments={".mask.png": mask_file}))
+        outputs.append(GeneratedOutput("image", edited, info, attachments={".mask": mask_file}))
     runtime: dict[str, Any] = {
         **loaded.device.to_dict(),
         "scheduler": type(pipe.scheduler).__name__,
@@ -197,7 +197,7 @@ def generate_edit(engine: Any, loaded: Any, request: ImageRequest, ctx: RunConte
     notes = list(loaded.notes) + plan.notes
     if notes:
         runtime["notes"] = notes
-    operation = {"action": "c2pa.edited", **plan.operation, "strength": strength, "mask_file": ".mask.png"}
+    operation = {"action": "c2pa.edited", **plan.operation, "strength": strength}
     if outpainting:
         operation["fill"] = fill
     return make_result(outputs, loaded.spec.provenance(), runtime, operation)

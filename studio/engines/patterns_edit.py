@@ -111,7 +111,7 @@ def generate_edit(loaded: Any, request: Any, ctx: RunContext, versions: dict[str
         edited = inpaint.composite(plan.source, painted, plan.soft)
         ctx.progress(index + 1, total, phase="inpaint")
         info = {"index": index, "width": width, "height": height}
-        outputs.append(GeneratedOutput("image", edited, info, attachments={".mask.png": mask_file}))
+        outputs.append(GeneratedOutput("image", edited, info, attachments={".mask": mask_file}))
     runtime: dict[str, Any] = {
         **loaded.device.to_dict(),
         "pipeline": "StudioPatternPainter",
@@ -124,7 +124,7 @@ def generate_edit(loaded: Any, request: Any, ctx: RunContext, versions: dict[str
         notes.append("the pattern painter paints at any resolution: 'only masked' changes nothing")
     if notes:
         runtime["notes"] = notes
-    operation = {"action": "c2pa.edited", **plan.operation, "mask_file": ".mask.png"}
+    operation = {"action": "c2pa.edited", **plan.operation}
     if any(request.outpaint):
         operation["how"] = "the same pattern painted beyond the old frame"
     else:
