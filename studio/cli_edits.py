@@ -71,7 +71,7 @@ def parse_outpaint(text: str) -> tuple[int, int, int, int]:
         raise InvalidRequest(
             "outpaint", f"--outpaint takes LEFT,TOP,RIGHT,BOTTOM in pixels (e.g. 0,0,256,0), not {text!r}"
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def upscaler_file(ref: str, catalog: Any) -> str:

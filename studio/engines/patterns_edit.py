@@ -41,8 +41,14 @@ def paint_view(
         np.linspace(-half_x, half_x, 64, dtype=np.float32), np.linspace(-half_y, half_y, 64, dtype=np.float32)
     )
     network.calibrate(coarse_x.ravel(), coarse_y.ravel())  # as the frame itself was: the same colours
-    x = (-half_x + 2 * half_x * xs / max(1, frame_w - 1)).astype(np.float32)
-    y = (-half_y + 2 * half_y * ys / max(1, frame_h - 1)).astype(np.float32)
+    # The frame's own axes exactly as ``paint`` builds them, so pixels inside it come out identical;
+    # beyond it the same spacing continues.
+    frame_x = np.linspace(-aspect, aspect, frame_w, dtype=np.float32) if aspect >= 1 else np.linspace(-1, 1, frame_w)
+    frame_y = (
+        np.linspace(-1, 1, frame_h, dtype=np.float32) if aspect >= 1 else np.linspace(-1 / aspect, 1 / aspect, frame_h)
+    )
+    x = _extend_axis(frame_x, xs)
+    y = _extend_axis(frame_y, ys)
     grid_x, grid_y = np.meshgrid(x, y)
     flat_x, flat_y = grid_x.ravel(), grid_y.ravel()
     out = np.empty((flat_x.size, 3), dtype=np.float32)
@@ -54,6 +60,16 @@ def paint_view(
             network(flat_x[start : start + chunk], flat_y[start : start + chunk]), design.palette
         )
     return np.round(out.reshape(len(y), len(x), 3) * 255).astype(np.uint8)
+
+
+def _extend_axis(axis: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The coordinates of pixel ``positions`` along a frame ``axis``: its own values inside, the
+    same step continued outside."""
+    step = (float(axis[-1]) - float(axis[0])) / max(1, len(axis) - 1)
+    index = np.clip(np.round(positions).astype(np.int64), 0, len(axis) - 1)
+    inside = (positions >= 0) & (positions <= len(axis) - 1) & (positions == np.round(positions))
+    outside = float(axis[0]) + positions.astype(np.float64) * step
+    return np.where(inside, axis[index].astype(np.float64), outside).astype(np.float32)
 
 
 def check(request: Any) -> None:
