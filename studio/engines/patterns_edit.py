@@ -121,9 +121,8 @@ def generate_edit(loaded: Any, request: Any, ctx: RunContext, versions: dict[str
             ys = np.arange(height, dtype=np.float32) - top
             painted = paint_view(loaded, request.prompt, seed + index, frame, xs, ys, lambda: ctx.cancelled)
         else:
-            fresh = paint(loaded, request.prompt, seed + index, width, height, lambda: ctx.cancelled)
-            # Strength blends the new painting over the old inside the mask (1: only the new one).
-            painted = inpaint.composite(plan.source, fresh, np.full((height, width), request.strength, np.float32))
+            # The new prompt and seed painted over the same frame; the mask decides where it shows.
+            painted = paint(loaded, request.prompt, seed + index, width, height, lambda: ctx.cancelled)
         edited = inpaint.composite(plan.source, painted, plan.soft)
         ctx.progress(index + 1, total, phase="inpaint")
         info = {"index": index, "width": width, "height": height}
@@ -143,8 +142,7 @@ def generate_edit(loaded: Any, request: Any, ctx: RunContext, versions: dict[str
     operation = {"action": "c2pa.edited", **plan.operation}
     if any(request.outpaint):
         operation["how"] = "the same pattern painted beyond the old frame"
-    else:
-        operation["strength"] = request.strength
+    operation.pop("strength", None)  # the painter repaints the masked region wholly
     return make_result(outputs, loaded.spec.provenance(), runtime, operation)
 
 

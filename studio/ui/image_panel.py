@@ -29,7 +29,9 @@ from PySide6.QtWidgets import (
 from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
-from studio.core.requests import ImageRequest, Request, field_limit
+from studio.core.models import ModelSpec
+from studio.core.requests import ImageRequest, Request, UpscaleRequest, field_limit
+from studio.ui.image_edits import ImageEdits
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, editor_range, spin_for
@@ -145,7 +147,11 @@ class ImagePanel(GenerationPanel):
         form.addRow("Start from", start_row)
         form.addRow("Strength", strength_row)
 
+        self.edits = ImageEdits(self.services.paths.data / "masks")
+        self.edits.upscale_requested.connect(self.upscale)
+
         buttons = self.build_run_controls()
+        self.edits.editor.status.connect(self.run_status.setText)
 
         controls = QWidget()
         left = QVBoxLayout(controls)
@@ -153,6 +159,7 @@ class ImagePanel(GenerationPanel):
         left.addWidget(self.prompt, 2)
         left.addWidget(self.negative)
         left.addLayout(form)
+        left.addWidget(self.edits)
         left.addLayout(buttons)
         left.addWidget(self.progress)
         left.addWidget(self.hint)
@@ -195,6 +202,8 @@ class ImagePanel(GenerationPanel):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.addWidget(self.view, 1)
+        right_layout.addWidget(self.edits.editor, 1)  # in the view's place while a mask is painted
+        self.edits.editing_toggled.connect(lambda on: self.view.setVisible(not on))
         right_layout.addLayout(actions)
         right_layout.addWidget(self.strip)
 
@@ -218,16 +227,18 @@ class ImagePanel(GenerationPanel):
             Control.STEPS: [self.steps],
             Control.GUIDANCE: [self.guidance],
             Control.SCHEDULER: [self.scheduler],
-            Control.IMAGE_INPUT: [
-                self.start_box,
-                self.choose_start,
-                self.clear_start,
-                self.strength,
-                self.strength_label,
-                self.as_start_button,
-            ],
-            # Control.MASK: no widget yet (inpainting is not in the tab).
+            Control.IMAGE_INPUT: [self.strength, self.strength_label]
+            + ([] if self._mask_source() else self._source_widgets()),
+            Control.MASK: self.edits.mask_widgets() + (self._source_widgets() if self._mask_source() else []),
         }
+
+    def _source_widgets(self) -> list[QWidget]:
+        return [self.start_box, self.choose_start, self.clear_start, self.as_start_button]
+
+    def _mask_source(self) -> bool:
+        """A model that repaints masked regions but cannot start from an image (the pattern painter)
+        still takes the picture the mask is about."""
+        return self.uses(Control.MASK) and not self.uses(Control.IMAGE_INPUT)
 
     def conditions(self) -> dict[QWidget, bool]:
         return {self.clear_start: bool(self._start_image), self.as_start_button: self._selected_item() is not None}
@@ -299,8 +310,9 @@ class ImagePanel(GenerationPanel):
         self._start_image = path
         self._start_parent = parent_id
         self.start_box.show_image(Path(path))
+        self.edits.set_source(path)
         self._update_buttons()
-        if not self.uses(Control.IMAGE_INPUT):
+        if not self.uses(Control.IMAGE_INPUT) and not self.uses(Control.MASK):
             self.run_status.setText(self.why_unused(Control.IMAGE_INPUT))
         image = QImage(path)
         if not image.isNull():  # keep the shape of the starting image, near the model's size
@@ -313,6 +325,7 @@ class ImagePanel(GenerationPanel):
         self._start_image = ""
         self._start_parent = None
         self.start_box.clear_image()
+        self.edits.clear_source()
         self._update_buttons()
 
     def _choose_start(self) -> None:
@@ -340,6 +353,10 @@ class ImagePanel(GenerationPanel):
     def build_request(self) -> ImageRequest:
         """The request the controls describe; what the model does not use is left at its default."""
         use = self.used_value
+        edits = self.edits.request_fields(self.uses(Control.MASK), bool(self._start_image))
+        editing = "mask" in edits or "outpaint" in edits
+        strength = self.strength.value() / 100
+        start = self._start_image if editing else use(Control.IMAGE_INPUT, self._start_image, ImageRequest.init_image)
         return ImageRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
@@ -351,9 +368,30 @@ class ImagePanel(GenerationPanel):
             guidance=use(Control.GUIDANCE, self.guidance.value(), ImageRequest.guidance),
             scheduler=use(Control.SCHEDULER, str(self.scheduler.currentData() or ""), ImageRequest.scheduler),
             count=self.count.value(),
-            init_image=use(Control.IMAGE_INPUT, self._start_image, ImageRequest.init_image),
-            strength=use(Control.IMAGE_INPUT, self.strength.value() / 100, ImageRequest.strength),
+            init_image=start,
+            strength=strength if editing else use(Control.IMAGE_INPUT, strength, ImageRequest.strength),
+            **edits,
         )
+
+    def refresh_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
+        super().refresh_models(specs, preferred)
+        self.edits.set_upscalers(specs)
+
+    def upscale(self) -> None:
+        """Upscale the image shown (else the starting image): a new item whose parent it is."""
+        item = self._selected_item()
+        source, parent = (str(item.path), item.id) if item is not None else (self._start_image, self._start_parent)
+        if not source:
+            self.run_status.setText("Make or choose an image to upscale first")
+            return
+        try:
+            request = UpscaleRequest(
+                prompt="", model=self.edits.upscaler_model(), init_image=source, scale=self.edits.upscale_scale.value()
+            )
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        self.submit_request(request, parent=parent)
 
     def generate(self) -> None:
         if not self.generate_button.isEnabled():
@@ -382,6 +420,9 @@ class ImagePanel(GenerationPanel):
             self.apply_request(item.record.request, item.record.parent)
 
     def set_request(self, request: Request, parent: str | None) -> None:
+        if isinstance(request, UpscaleRequest):  # an upscale's settings: its source, to upscale again
+            self.set_start_image(request.init_image, parent)
+            return
         assert isinstance(request, ImageRequest)
         self.prompt.setPlainText(request.prompt)
         self.negative.setPlainText(request.negative)
