@@ -76,12 +76,12 @@ def test_painting_with_the_mouse_lands_at_the_picture_pixel_at_any_zoom(qtbot, e
 
 def test_keys_change_the_brush_and_undo(qtbot, editor):
     editor.canvas.setFocus()
-    size = editor.size.value()
+    size = editor.brush_size_box.value()
     qtbot.keyClick(editor.canvas, Qt.Key.Key_BracketRight)
-    assert editor.size.value() > size and editor.canvas.brush_size == editor.size.value()
+    assert editor.brush_size_box.value() > size and editor.canvas.brush_size == editor.brush_size_box.value()
     qtbot.keyClick(editor.canvas, Qt.Key.Key_BracketLeft)
     qtbot.keyClick(editor.canvas, Qt.Key.Key_BracketLeft)
-    assert editor.size.value() < size
+    assert editor.brush_size_box.value() < size
     editor.canvas.stroke([QPointF(10, 10)])
     qtbot.keyClick(editor.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not editor.canvas.has_mask()

@@ -9,6 +9,7 @@ so what is painted is what the engine gets (``save_mask``).
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -52,7 +53,7 @@ def mask_from_transparency(image: QImage) -> QImage | None:
 
 def _any_set(grey: QImage) -> bool:
     width = grey.width()
-    return any(any(bytes(grey.constScanLine(y))[:width]) for y in range(grey.height()))
+    return any(any(bytes(cast(memoryview, grey.constScanLine(y)))[:width]) for y in range(grey.height()))
 
 
 class MaskCanvas(QWidget):
@@ -105,7 +106,7 @@ class MaskCanvas(QWidget):
         self._refresh()
         return scaled
 
-    def mask(self) -> QImage:
+    def mask_image(self) -> QImage:
         """The mask as 8-bit grey at the picture's size (white repaints)."""
         return self._mask.convertToFormat(QImage.Format.Format_Grayscale8)
 
@@ -115,7 +116,7 @@ class MaskCanvas(QWidget):
     def has_mask(self) -> bool:
         if self._mask.isNull():
             return False
-        return _any_set(self.mask())
+        return _any_set(self.mask_image())
 
     # -- editing ----------------------------------------------------------------------------
 
@@ -207,7 +208,8 @@ class MaskCanvas(QWidget):
         if self._image.isNull():
             return 1.0
         if self._fit:
-            area = self.parentWidget().size() if self.parentWidget() is not None else self.size()
+            parent = self.parentWidget()
+            area = parent.size() if parent is not None else self.size()
             return max(0.05, min(area.width() / self._image.width(), area.height() / self._image.height()))
         return self._zoom
 
@@ -234,7 +236,7 @@ class MaskCanvas(QWidget):
         if not self._mask.isNull():
             overlay = QImage(self._mask.size(), QImage.Format.Format_ARGB32)
             overlay.fill(_TINT)
-            overlay.setAlphaChannel(self.mask())
+            overlay.setAlphaChannel(self.mask_image())
             self._overlay = overlay
         self.update()
         self.changed.emit()
@@ -279,10 +281,10 @@ class MaskEditor(QWidget):
         super().__init__(parent)
         self.canvas = MaskCanvas()
         self.canvas.changed.connect(self._changed)
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(self.canvas)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidget(self.canvas)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
         def tool(text: str, tip: str, slot, *, checkable: bool = False) -> QToolButton:
             widget = QToolButton()
@@ -298,12 +300,12 @@ class MaskEditor(QWidget):
             "Eraser", "Take paint away: keep it (E)", lambda: self.set_erasing(True), checkable=True
         )
         self.brush_button.setChecked(True)
-        self.size = QSpinBox()
-        self.size.setRange(MIN_BRUSH, MAX_BRUSH)
-        self.size.setValue(self.canvas.brush_size)
-        self.size.setAccessibleName("brush size")
-        self.size.setToolTip("Brush size in picture pixels ([ smaller, ] larger)")
-        self.size.valueChanged.connect(lambda v: setattr(self.canvas, "brush_size", v))
+        self.brush_size_box = QSpinBox()
+        self.brush_size_box.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.brush_size_box.setValue(self.canvas.brush_size)
+        self.brush_size_box.setAccessibleName("brush size")
+        self.brush_size_box.setToolTip("Brush size in picture pixels ([ smaller, ] larger)")
+        self.brush_size_box.valueChanged.connect(lambda v: setattr(self.canvas, "brush_size", v))
         self.softness = QSlider(Qt.Orientation.Horizontal)
         self.softness.setRange(0, 100)
         self.softness.setValue(round(self.canvas.softness * 100))
@@ -322,21 +324,31 @@ class MaskEditor(QWidget):
         self.zoom_out = tool("−", "Zoom out (Ctrl+-)", lambda: self._zoom_by(1 / 1.5))
 
         bar = QHBoxLayout()
-        for widget in (self.brush_button, self.eraser_button, QLabel("Size"), self.size, QLabel("Soft")):
+        before: tuple[QWidget, ...] = (
+            self.brush_button, self.eraser_button, QLabel("Size"), self.brush_size_box, QLabel("Soft"),
+        )  # fmt: skip
+        for widget in before:
             bar.addWidget(widget)
         bar.addWidget(self.softness, 1)
-        for widget in (self.invert_button, self.clear_button, self.undo_button, self.redo_button, self.fit):
+        after: tuple[QWidget, ...] = (
+            self.invert_button,
+            self.clear_button,
+            self.undo_button,
+            self.redo_button,
+            self.fit,
+        )
+        for widget in after:
             bar.addWidget(widget)
         bar.addWidget(self.zoom_out)
         bar.addWidget(self.zoom_in)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.scroll_area, 1)
 
         for keys, slot in (
-            ("[", lambda: self.size.setValue(max(MIN_BRUSH, round(self.size.value() / 1.25)))),
-            ("]", lambda: self.size.setValue(min(MAX_BRUSH, round(self.size.value() * 1.25) + 1))),
+            ("[", lambda: self.brush_size_box.setValue(max(MIN_BRUSH, round(self.brush_size_box.value() / 1.25)))),
+            ("]", lambda: self.brush_size_box.setValue(min(MAX_BRUSH, round(self.brush_size_box.value() * 1.25) + 1))),
             (QKeySequence.StandardKey.Undo, self.canvas.undo),
             ("Ctrl+Shift+Z", self.canvas.redo),
             ("B", lambda: self.set_erasing(False)),
@@ -356,7 +368,7 @@ class MaskEditor(QWidget):
         self.eraser_button.setChecked(erasing)
 
     def _fit_toggled(self, fit: bool) -> None:
-        self.scroll.setWidgetResizable(fit)
+        self.scroll_area.setWidgetResizable(fit)
         self.canvas.set_fit(fit)
 
     def _zoom_by(self, factor: float) -> None:
@@ -364,7 +376,7 @@ class MaskEditor(QWidget):
         self.fit.blockSignals(True)
         self.fit.setChecked(False)
         self.fit.blockSignals(False)
-        self.scroll.setWidgetResizable(False)
+        self.scroll_area.setWidgetResizable(False)
         self.canvas.set_zoom(zoom)
 
     def _changed(self) -> None:
@@ -404,4 +416,4 @@ class MaskEditor(QWidget):
         return True
 
     def save_mask(self, path: str) -> bool:
-        return self.canvas.mask().save(path, "PNG")
+        return self.canvas.mask_image().save(path)  # PNG, by the name's suffix
