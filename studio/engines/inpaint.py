@@ -22,6 +22,8 @@ _EMPTY = 0.5 / 255
 # An outpaint's seam: how far the new area's mask reaches into the old picture, so the model
 # blends its paint with the edge instead of meeting it in a hard line.
 OUTPAINT_OVERLAP = 16
+# The side at which the colours around a hole are worked out (the fill is a smear: no detail lost).
+_FILL_SIDE = 256
 
 
 @dataclass
@@ -104,16 +106,11 @@ def blur_band(radius: int) -> int:
 
 
 def dilate(binary: np.ndarray, pixels: int) -> np.ndarray:
-    """``binary`` grown by ``pixels`` in every direction (a square reach, Pillow's max filter)."""
-    from PIL import Image, ImageFilter
-
+    """``binary`` grown by ``pixels`` in every direction (a square reach): a pixel is set when any
+    pixel of the (2p+1)² window around it is — window sums, whose cost does not grow with the reach."""
     if pixels <= 0:
         return binary.copy()
-    image = Image.fromarray(binary.astype(np.uint8) * 255, "L")
-    # Repeated 3×3 filters cost 9 × pixels per pixel, where one (2p+1)² filter would cost (2p+1)².
-    for _ in range(pixels):
-        image = image.filter(ImageFilter.MaxFilter(3))
-    return np.asarray(image) > 0
+    return _window_sums(binary.astype(np.float32), pixels) > 0.5
 
 
 def feather(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -160,6 +157,14 @@ def surrounding_colours(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     known = (~hole).astype(np.float32)
     if not known.any():
         return image
+    height, width = hole.shape
+    if max(height, width) > _FILL_SIDE:  # a smear needs no detail: worked out small, then enlarged
+        factor = max(height, width) / _FILL_SIDE
+        small_w, small_h = max(1, round(width / factor)), max(1, round(height / factor))
+        small = resize(image, small_w, small_h)
+        small_hole = resize(hole.astype(np.float32), small_w, small_h) > 0.001  # partly a hole: no colour to trust
+        filled = resize(surrounding_colours(small, small_hole), width, height)
+        return np.where(hole[..., None], filled, image)
     result = image.astype(np.float32)
     weighted = result * known[..., None]
     radius = max(hole.shape) // 4
@@ -175,15 +180,14 @@ def surrounding_colours(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 def _window_sums(a: np.ndarray, radius: int) -> np.ndarray:
     """Sums over the (2r+1)² window around each pixel (zeros beyond the edge), by running sums:
     the cost does not grow with the radius. (Pillow's box blur takes 8-bit images only.)"""
-    out = a.astype(np.float64)
+    out = a.astype(np.float64)  # running sums in double precision: no drift across a large image
     for axis in (0, 1):
         n = out.shape[axis]
         pad = [(0, 0)] * out.ndim
         pad[axis] = (radius + 1, radius)
         running = np.cumsum(np.pad(out, pad), axis=axis)
-        upper = np.take(running, np.arange(2 * radius + 1, 2 * radius + 1 + n), axis=axis)
-        lower = np.take(running, np.arange(0, n), axis=axis)
-        out = upper - lower
+        moved = np.moveaxis(running, axis, 0)
+        out = np.moveaxis(moved[2 * radius + 1 : 2 * radius + 1 + n] - moved[:n], 0, axis)
     return out.astype(np.float32)
 
 
@@ -225,7 +229,7 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def outpaint_canvas(
-    source: np.ndarray, sides: tuple[int, int, int, int], overlap: int = OUTPAINT_OVERLAP
+    source: np.ndarray, sides: tuple[int, int, int, int], overlap: int = OUTPAINT_OVERLAP, *, fill: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """The larger canvas (the source in place, the new area filled from its edge colours) and its
     mask: the new area plus ``overlap`` pixels into the source along each extended side (the seam)."""
@@ -236,7 +240,8 @@ def outpaint_canvas(
     canvas[top : top + height, left : left + width] = source
     hole = np.ones((new_h, new_w), dtype=bool)
     hole[top : top + height, left : left + width] = False
-    canvas = np.where(hole[..., None], surrounding_colours(canvas, hole), canvas)
+    if fill:  # a diffusion model starts from these colours; the pattern painter needs none
+        canvas = np.where(hole[..., None], surrounding_colours(canvas, hole), canvas)
     mask = hole.astype(np.float32)
     reach_w, reach_h = min(overlap, width // 4), min(overlap, height // 4)
     # The seam ramps from the new area into the picture, so old and new are blended, not butted.
@@ -258,7 +263,7 @@ def _ramp(n: int) -> np.ndarray:
     return ((np.arange(n, dtype=np.float32) + 1) / (n + 1)).astype(np.float32)
 
 
-def plan_edit(request: Any, *, max_side: int) -> EditPlan:
+def plan_edit(request: Any, *, max_side: int, fill_new_area: bool = True) -> EditPlan:
     """Read the source and the mask of ``request`` (or build the outpaint canvas) at full size."""
     source = read_image(request.init_image)
     height, width = source.shape[:2]
@@ -271,7 +276,7 @@ def plan_edit(request: Any, *, max_side: int) -> EditPlan:
                 f"the outpainted image would be {new_w}×{new_h}, beyond the {max_side} pixels a side this model "
                 "paints: extend by less",
             )
-        canvas, mask = outpaint_canvas(source, request.outpaint)
+        canvas, mask = outpaint_canvas(source, request.outpaint, fill=fill_new_area)
         soft = feather(mask, request.mask_blur)
         # The seam is already a ramp; feathering it again must not reach further into the picture.
         soft = np.where(mask > 0, np.maximum(soft, mask), soft).astype(np.float32)

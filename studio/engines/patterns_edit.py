@@ -104,7 +104,7 @@ def generate_edit(loaded: Any, request: Any, ctx: RunContext, versions: dict[str
     from studio.engines.patterns import MAX_SIDE, paint
 
     started = time.perf_counter()
-    plan = inpaint.plan_edit(request, max_side=MAX_SIDE)
+    plan = inpaint.plan_edit(request, max_side=MAX_SIDE, fill_new_area=False)
     height, width = plan.source.shape[:2]
     seed = request.seed if request.seed is not None else 0
     mask_file = inpaint.mask_png(plan.mask)

@@ -99,6 +99,7 @@ class ImageEdits(QGroupBox):
         upscale_row = QHBoxLayout()
         upscale_row.addWidget(self.upscaler, 1)
         upscale_row.addWidget(self.upscale_scale)
+        upscale_row.addWidget(self.upscale_button)
         form = QFormLayout(self)
         form.addRow("Mask", mask_row)
         form.addRow("Mask blur", self.mask_blur)
@@ -186,6 +187,8 @@ class ImageEdits(QGroupBox):
             )
         return fields
 
-    def reset_outpaint(self) -> None:
+    def job_saved(self, _items: object = None) -> None:
+        """After a job: the result shows in the view again, and an outpaint is not repeated by accident."""
+        self.paint_mask.setChecked(False)
         for box in self.outpaint.values():
             box.setValue(0)

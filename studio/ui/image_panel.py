@@ -204,6 +204,7 @@ class ImagePanel(GenerationPanel):
         right_layout.addWidget(self.view, 1)
         right_layout.addWidget(self.edits.editor, 1)  # in the view's place while a mask is painted
         self.edits.editing_toggled.connect(lambda on: self.view.setVisible(not on))
+        self.items_saved.connect(self.edits.job_saved)  # show what was made; an outpaint is done
         right_layout.addLayout(actions)
         right_layout.addWidget(self.strip)
 

@@ -323,27 +323,25 @@ class MaskEditor(QWidget):
         self.zoom_in = tool("+", "Zoom in (Ctrl++)", lambda: self._zoom_by(1.5))
         self.zoom_out = tool("−", "Zoom out (Ctrl+-)", lambda: self._zoom_by(1 / 1.5))
 
-        bar = QHBoxLayout()
-        before: tuple[QWidget, ...] = (
+        # Two rows, so the tools never widen the view they sit over.
+        brush_row, edit_row = QHBoxLayout(), QHBoxLayout()
+        tools: tuple[QWidget, ...] = (
             self.brush_button, self.eraser_button, QLabel("Size"), self.brush_size_box, QLabel("Soft"),
         )  # fmt: skip
-        for widget in before:
-            bar.addWidget(widget)
-        bar.addWidget(self.softness, 1)
-        after: tuple[QWidget, ...] = (
-            self.invert_button,
-            self.clear_button,
-            self.undo_button,
-            self.redo_button,
-            self.fit,
-        )
-        for widget in after:
-            bar.addWidget(widget)
-        bar.addWidget(self.zoom_out)
-        bar.addWidget(self.zoom_in)
+        for tool_widget in tools:
+            brush_row.addWidget(tool_widget)
+        brush_row.addWidget(self.softness, 1)
+        edits: tuple[QWidget, ...] = (self.invert_button, self.clear_button, self.undo_button, self.redo_button)
+        for edit_widget in edits:
+            edit_row.addWidget(edit_widget)
+        edit_row.addStretch(1)
+        views: tuple[QWidget, ...] = (self.fit, self.zoom_out, self.zoom_in)
+        for view_widget in views:
+            edit_row.addWidget(view_widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
+        layout.addLayout(brush_row)
+        layout.addLayout(edit_row)
         layout.addWidget(self.scroll_area, 1)
 
         for keys, slot in (
