@@ -175,8 +175,11 @@ class ModelInfo:
         """(field, why) for each field of ``request`` set away from its default that this model does
         not read — what the command line warns about, since it has no controls to grey out."""
         ignored = []
+        editing = self._edits_with_mask(request)
         for control, why in self.unused.items():
             for name in FIELDS_OF_CONTROL[control]:
+                if editing and name == "init_image":
+                    continue  # the picture the mask is about, not a starting image
                 default = _field_default(type(request), name)
                 if default is not _NO_DEFAULT and getattr(request, name, default) != default:
                     ignored.append((name, why))
@@ -187,13 +190,15 @@ class ModelInfo:
         starting image for the pattern painter, a clip to continue for a melody model)."""
         if getattr(request, "kind", "") == "upscale":
             return  # the image to upscale is no starting image: the upscale's engine checks it
-        # A model that repaints a masked region takes the image the mask (or the outpaint) is about.
-        editing = self.uses(Control.MASK) and (
+        for name, why in self.ignored_fields(request):
+            if name in INPUT_FIELDS:
+                raise InvalidRequest(name, why)
+
+    def _edits_with_mask(self, request: Any) -> bool:
+        """A model that repaints masked regions takes the image its mask (or outpaint) is about."""
+        return self.uses(Control.MASK) and (
             bool(getattr(request, "mask", "")) or any(getattr(request, "outpaint", ()) or ())
         )
-        for name, why in self.ignored_fields(request):
-            if name in INPUT_FIELDS and not (editing and name == "init_image"):
-                raise InvalidRequest(name, why)
 
 
 _NO_DEFAULT = object()
