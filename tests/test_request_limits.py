@@ -24,7 +24,8 @@ REQUESTS = (TextRequest, ImageRequest, MusicRequest)
 # The numeric fields of each request: every one must declare a limit.
 NUMERIC = {
     TextRequest: {"seed", "max_tokens", "temperature", "top_p", "top_k", "repetition_penalty"},
-    ImageRequest: {"seed", "width", "height", "steps", "guidance", "count", "strength"},
+    ImageRequest: {"seed", "width", "height", "steps", "guidance", "count", "strength"}
+    | {"mask_blur", "only_masked_padding", "hires_scale", "hires_strength"},  # editing (issue 19)
     MusicRequest: {"seed", "duration", "guidance", "temperature", "top_k"},
 }
 DECLARED = [(cls, name, declared) for cls in REQUESTS for name, declared in limits(cls).items()]

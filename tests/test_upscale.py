@@ -184,3 +184,13 @@ def test_bad_upscales_are_refused(services, tiny_sd, tiny_upscaler, tmp_path):
     assert end.kind.value == "error" and "upscaler" in end.error
     end, _ = _run(services, ImageRequest(prompt="a", model=str(tiny_upscaler)))
     assert end.kind.value == "error" and "upscaler model" in end.error
+
+
+def test_an_upscale_request_checks_its_limits(tmp_path):
+    source = str(_image(tmp_path, 8, 8))
+    for name, value in (("scale", 1.0), ("scale", 9), ("scale", "2"), ("tile", -1), ("tile", 2.5)):
+        with pytest.raises(InvalidRequest) as caught:
+            UpscaleRequest(prompt="", model=LANCZOS, init_image=source, **{name: value})
+        assert caught.value.field == name
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        UpscaleRequest(prompt="", model=LANCZOS, init_image=str(tmp_path / "gone.png"))

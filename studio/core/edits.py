@@ -51,7 +51,8 @@ def check_edit_fields(request: Any) -> None:
         raise InvalidRequest("upscaler", "the upscaler must be a model file path")
     if request.upscaler and not os.path.exists(request.upscaler):
         raise InvalidRequest("upscaler", f"the upscaler {request.upscaler} does not exist")
-    if request.hires_scale > 1 and (mask or any(outpaint)):
+    hires = request.hires_scale
+    if isinstance(hires, (int, float)) and not isinstance(hires, bool) and hires > 1 and (mask or any(outpaint)):
         raise InvalidRequest("hires_scale", "hires fix makes a new image larger; upscale an edit with 'studio upscale'")
 
 
