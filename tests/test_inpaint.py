@@ -250,3 +250,27 @@ def test_the_pattern_painter_repaints_a_region_and_paints_beyond_its_frame(servi
         extended = np.asarray(opened.convert("RGB"))
     assert extended.shape == (80, 128, 3)
     assert np.array_equal(extended[:64, 32:], source)  # the same pattern continued: even the seam matches
+
+
+def test_the_command_line_repaints_extends_and_refuses(data_dir, tmp_path):
+    from test_cli import studio_cli
+
+    source = _save(_noise(48, 64), tmp_path / "photo.png")
+    mask = _save(_box_mask(48, 64, (10, 10, 30, 30)), tmp_path / "mask.png")
+    result = studio_cli(
+        "gen", "image", "ocean rings", "--model", PATTERNS, "--init-image", source, "--mask", mask,
+        "--mask-blur", "2", "--json", data_dir=data_dir, check=True,
+    )  # fmt: skip
+    assert "ignored" not in result.stderr  # the picture a mask is about is no ignored starting image
+    item = json.loads(result.stdout.strip().splitlines()[-1])
+    record = json.loads(Path(item["path"]).with_suffix(".json").read_text())
+    assert record["derived_from"]["operation"]["task"] == "inpaint" and record["request"]["mask_blur"] == 2
+    assert Path(item["path"]).with_suffix(".mask").is_file()
+    result = studio_cli(
+        "gen", "image", "ocean rings", "--model", PATTERNS, "--init-image", source, "--outpaint", "8,0,16,0",
+        "--json", data_dir=data_dir, check=True,
+    )  # fmt: skip
+    with Image.open(json.loads(result.stdout.strip().splitlines()[-1])["path"]) as extended:
+        assert extended.size == (88, 48)
+    bad = studio_cli("gen", "image", "a", "--init-image", source, "--outpaint", "1,2", data_dir=data_dir)
+    assert bad.returncode == 2 and "LEFT,TOP,RIGHT,BOTTOM" in bad.stderr
