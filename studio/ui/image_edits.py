@@ -54,6 +54,7 @@ class ImageEdits(QGroupBox):
         self.mask_blur = spin_for(ImageRequest, "mask_blur", "Feather the mask's edge by this many pixels")
         self.only_masked = QCheckBox("Only masked")
         self.only_masked.setToolTip("Repaint a crop around the mask at the chosen size, then paste it back")
+        self.only_masked.setAccessibleName("only masked")
         self.padding = spin_for(ImageRequest, "only_masked_padding", "Pixels of context around the mask")
         self.fill = QComboBox()
         for name in MASK_FILLS:

@@ -319,6 +319,7 @@ class MaskEditor(QWidget):
         self.fit = QCheckBox("Fit")
         self.fit.setChecked(True)
         self.fit.setToolTip("Fit the picture to the view; off: zoom with Ctrl++ and Ctrl+-")
+        self.fit.setAccessibleName("fit the mask editor to the view")
         self.fit.toggled.connect(self._fit_toggled)
         self.zoom_in = tool("+", "Zoom in (Ctrl++)", lambda: self._zoom_by(1.5))
         self.zoom_out = tool("−", "Zoom out (Ctrl+-)", lambda: self._zoom_by(1 / 1.5))
