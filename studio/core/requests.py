@@ -168,14 +168,38 @@ class TextRequest(_Request):
     stop: tuple[str, ...] = ()
     # Text already written that generation continues ("Continue" in the text tab).
     continue_from: str = ""
+    # Min-p sampling (llama.cpp, transformers): drop tokens less likely than this share of the likeliest.
+    min_p: float = field(default=0.0, metadata=limit(0.0, 1.0, step=0.01, label="Min p", hint=" (0 turns it off)"))
+    # A conversation (``studio.core.conversation``): the earlier turns on the path being answered,
+    # oldest first, as (role, content); the conversation's id; the turn the new message follows
+    # ("" for the first); ``reply_to``: an existing user turn answered again (regenerate, continue).
+    messages: tuple[tuple[str, str], ...] = ()
+    conversation: str = ""
+    turn_parent: str = ""
+    reply_to: str = ""
 
     def _validate(self) -> None:
+        _validate_conversation(self)
         if not isinstance(self.continue_from, str):
             raise InvalidRequest("continue_from", "the text to continue must be text")
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) and s for s in self.stop):
             raise InvalidRequest("stop", "stop strings must be non-empty text")
+
+
+def _validate_conversation(request: TextRequest) -> None:
+    messages = request.messages
+    if not isinstance(messages, tuple) or not all(
+        isinstance(m, tuple) and len(m) == 2 and m[0] in ("user", "assistant") and isinstance(m[1], str)
+        for m in messages
+    ):
+        raise InvalidRequest("messages", "earlier turns must be (role, text) pairs, role user or assistant")
+    for name in ("conversation", "turn_parent", "reply_to"):
+        if not isinstance(getattr(request, name), str):
+            raise InvalidRequest(name, f"{name} must be an id")
+    if (request.turn_parent or request.reply_to or messages) and not request.conversation:
+        raise InvalidRequest("conversation", "earlier turns belong to a conversation: give its id")
 
 
 @dataclass(frozen=True)
@@ -249,6 +273,8 @@ def request_from_dict(data: dict[str, Any]) -> Request:
     values = {k: v for k, v in data.items() if k in names}
     if "stop" in values and isinstance(values["stop"], list):
         values["stop"] = tuple(values["stop"])
+    if "messages" in values and isinstance(values["messages"], list):
+        values["messages"] = tuple(tuple(m) if isinstance(m, list) else m for m in values["messages"])
     try:
         return cls(**values)  # type: ignore[return-value]
     except TypeError as exc:

@@ -62,6 +62,10 @@ def _is_state_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
+def _is_source_list(value: Any) -> bool:
+    return isinstance(value, list) and all(v in ("lmstudio", "gpt4all", "jan", "ollama") for v in value)
+
+
 def _is_model_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
@@ -165,6 +169,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Colours of the window: dark, light, or the system's choice.",
         _is_str,
         choices=("dark", "light", "system"),
+    ),
+    Setting(
+        "model_sources_off",
+        [],
+        "Model sources turned off",
+        "Other apps' model stores Studio does not search for GGUF models: any of lmstudio, gpt4all, jan, ollama. "
+        "Their files are read in place, never copied.",
+        _is_source_list,
     ),
     Setting("welcome_shown", False, "Welcome shown", "The first-run welcome was shown.", _is_bool, internal=True),
     Setting("window_state", {}, "Window state", "Size, splitters and the last tab.", _is_state_map, internal=True),

@@ -57,6 +57,7 @@ def make_catalog(settings: Settings) -> ModelCatalog:
         resources_dir() / "models",
         settings.get("model_folders"),
         allow_pickle=settings.get("allow_pickle_models"),
+        app_sources_off=settings.get("model_sources_off"),
     )
 
 
