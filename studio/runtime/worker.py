@@ -35,7 +35,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
-from studio.core.requests import MAX_SEED, Request
+from studio.core.requests import MAX_SEED, Request, TextRequest
 from studio.engines import registry
 from studio.engines.base import RunContext
 from studio.runtime.model_cache import ModelCache
@@ -349,6 +349,10 @@ class Worker:
         return self._device[1]
 
     def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:
+        if isinstance(request, TextRequest) and request.conversation:  # a chat turn: into its conversation
+            from studio.gallery.conversations import save_exchange
+
+            return [save_exchange(self._store, request, result)]
         items = []
         for output in result.outputs:
             record = ProvenanceRecord(
