@@ -7,6 +7,7 @@ JSON, one object per line; errors are one readable line on stderr and a non-zero
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import queue
@@ -16,6 +17,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import studio
+from studio.cli_chat import (
+    add_chat_commands,
+    add_chat_option,
+    conversation_fields,
+    finished_chat_json,
+    run_chat_command,
+)
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import EventKind, JobEvent
 from studio.core.paths import StudioPaths
@@ -73,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--repetition-penalty", type=float, default=TextRequest.repetition_penalty, metavar="F")
     text.add_argument("--system", default="", metavar="S", help="system prompt (chat models)")
     text.add_argument("--stop", action="append", default=[], metavar="S", help="stop at this text (repeatable)")
+    add_chat_option(text)
 
     image = gen_kind("image", "generate images with a diffusion model")
     # No default here: the model's native size from its description, as in the window.
@@ -141,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regenerate.add_argument("item", metavar="ID_OR_FILE", help="a gallery item id, or a file Studio made")
     regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
+    add_chat_commands(commands, sub)
     return parser
 
 
@@ -182,6 +192,8 @@ def run_command(args: argparse.Namespace) -> int:
             return _regenerate(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
+        if args.command == "chat":
+            return run_chat_command(args, services)
     finally:
         services.close()
     raise AssertionError(f"unhandled command {args.command}")
@@ -267,6 +279,8 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     # job's load would, so asking first costs the job nothing.
     info_event = _wait_for_description(events, services.worker.describe_model(args.model))
     request = _request_from_args(args, info_event.result if info_event is not None else None)
+    if args.kind == "text" and getattr(args, "chat", ""):
+        request = dataclasses.replace(request, **conversation_fields(args, services))  # type: ignore[arg-type]
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
     progress = _Progress(sys.stderr, enabled=not stream_text)
@@ -305,9 +319,11 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
         sys.stdout.write("\n")
     for item in event.result:
         if args.json:
-            print(json.dumps(item.to_dict(), ensure_ascii=False), flush=True)
+            print(json.dumps({**item.to_dict(), **finished_chat_json(item)}, ensure_ascii=False), flush=True)
         elif stream_text:
             print(f"saved {item.path} (seed {item.record.seed})", file=sys.stderr)
+            if finished_chat_json(item):
+                print(f"conversation {item.id}: continue with --chat {item.id}", file=sys.stderr)
         else:
             print(item.path, flush=True)
     return EXIT_OK
