@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -26,6 +27,7 @@ from studio.core.capabilities import Control
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
 from studio.core.requests import Request, TextRequest
+from studio.ui.chat_view import ChatView
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox, set_text
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
@@ -129,6 +131,8 @@ class TextPanel(GenerationPanel):
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
+        self.chat = ChatView(self, self.services.store)  # conversations, for chat models
+        left_layout.addWidget(self.chat.mode_label)
         left_layout.addWidget(QLabel("Prompt"))
         left_layout.addWidget(self.prompt, 2)
         left_layout.addWidget(self.system)
@@ -193,7 +197,10 @@ class TextPanel(GenerationPanel):
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(right)
+        self.output_stack = QStackedWidget()  # continuation output, or the chat for chat models
+        self.output_stack.addWidget(right)
+        self.output_stack.addWidget(self.chat)
+        splitter.addWidget(self.output_stack)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
@@ -202,6 +209,13 @@ class TextPanel(GenerationPanel):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop)
+
+    def apply_model_info(self, info: Any, *, apply_defaults: bool) -> None:
+        chat = bool(info is not None and info.chat)
+        if info is not None:
+            self.chat.set_mode(chat)
+            self.output_stack.setCurrentWidget(self.chat if chat else self.output_stack.widget(0))
+            self.generate_button.setText("Send" if chat else "Generate")
 
     def _toggle_more(self, shown: bool) -> None:
         self.more.setVisible(shown)
@@ -230,12 +244,12 @@ class TextPanel(GenerationPanel):
 
     # -- requests -----------------------------------------------------------------
 
-    def build_request(self, continue_from: str = "") -> TextRequest:
+    def build_request(self, continue_from: str = "", prompt: str | None = None) -> TextRequest:
         """The request the controls describe; what the model does not use is left at its default."""
         use = self.used_value
         stops = tuple(line for line in self.stop_strings.toPlainText().splitlines() if line)
         return TextRequest(
-            prompt=self.prompt.toPlainText(),
+            prompt=self.prompt.toPlainText() if prompt is None else prompt,
             model=self.model_picker.current_model(),
             seed=self.seed.value(),
             system=use(Control.SYSTEM_PROMPT, self.system.toPlainText(), TextRequest.system),
@@ -264,6 +278,8 @@ class TextPanel(GenerationPanel):
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return
+        if self.chat.active:  # the prompt box is the next message of the conversation
+            request = self.chat.prepare(request)
         self.submit_request(request)
 
     def submit_request(self, request: Request, parent: str | None = None) -> str | None:
@@ -274,6 +290,8 @@ class TextPanel(GenerationPanel):
             self.output.clear()
         self._reset_run_state()
         job = self.submit(request, parent)
+        if isinstance(request, TextRequest) and request.conversation:
+            self.chat.started(request)
         self.run_status.setText("Queued…")
         self._update_buttons()
         return job.id
@@ -337,6 +355,7 @@ class TextPanel(GenerationPanel):
                 self._saved(job)
             elif event.kind is EventKind.CANCELLED:
                 self._show_speed(running=False)
+                self.chat.stopped(job.partial)
                 if job.partial:
                     self.stopped_note.setText("Stopped — not saved.")
                     self.keep_button.setVisible(True)
@@ -344,8 +363,12 @@ class TextPanel(GenerationPanel):
                     self.stopped_note.setText("Cancelled before any text was written.")
             else:
                 self.report_error(self.run_status, job)
+                self.chat.failed(job.error or "the reply failed")
 
     def _saved(self, job: Job) -> None:
+        if self.chat.saved(job.items):  # a conversation's turn: the chat shows it
+            self.items_saved.emit(list(job.items))
+            return
         for item in job.items:
             self._add_history(item, self.output.toPlainText())
         self.items_saved.emit(list(job.items))
@@ -365,7 +388,7 @@ class TextPanel(GenerationPanel):
 
     def _append_stream(self, chunk: str) -> None:
         """Add streamed text at the end (the bridge has joined a frame's chunks into one)."""
-        if not chunk:
+        if not chunk or self.chat.append(chunk):
             return
         cursor = self.output.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
