@@ -87,3 +87,29 @@ def test_chat_model_holds_conversations_base_model_continues(window, qtbot, tiny
     _send(panel, qtbot, "a second chat")
     assert chat.list.count() == 2
     assert all(isinstance(w, MessageWidget) for w in chat.message_widgets())
+
+    # Reopened from the gallery, the first conversation continues where it stopped.
+    window.use_as_input(window.services.store.get(item.id))
+    assert chat.conversation.id == item.id and window.tabs.currentWidget() is panel
+    _send(panel, qtbot, "one more")
+    assert len(conversations.load(window.services.store, item.id).turns) == 9
+
+
+def test_stop_keeps_the_shown_reply_and_keep_saves_it_into_the_conversation(window, qtbot, tiny_lm):
+    panel = _choose(window, qtbot, tiny_lm)
+    qtbot.waitUntil(lambda: panel.chat.active, timeout=60000)
+    panel.max_tokens.setValue(20000)  # clamped to the context; long enough to stop
+    panel.prompt.setPlainText("a long story")
+    panel.generate()
+    chat = panel.chat
+    qtbot.waitUntil(lambda: chat._streaming is not None and bool(chat._streaming.text.toPlainText()), timeout=60000)
+    panel.stop()
+    qtbot.waitUntil(chat._streaming.keep_button.isVisible, timeout=30000)
+    shown = chat._streaming.text.toPlainText()
+    assert conversations.list_conversations(window.services.store) == []
+    with qtbot.waitSignal(panel.items_saved, timeout=30000):
+        qtbot.mouseClick(chat._streaming.keep_button, Qt.MouseButton.LeftButton)
+    saved = conversations.list_conversations(window.services.store)
+    assert len(saved) == 1
+    reply = chat.message_widgets()[-1].turn
+    assert reply.content.startswith(shown) and reply.provenance["stopped"]

@@ -279,3 +279,17 @@ def test_worker_runs_a_gguf_and_records_it(services, chat_gguf, home):
     item = end.result[0]
     assert item.record.model["format"] == "gguf" and item.record.model["quantisation"] == "F16"
     assert len(item.record.model["sha256"]) == 64 and item.record.runtime["backend"] == "llama.cpp"
+
+
+def test_each_app_source_is_a_setting_the_model_manager_shows(qtbot):
+    from studio.core.settings import APP_MODEL_SOURCES, Settings
+    from studio.engines.library.gguf_files import APP_SOURCES
+    from studio.ui.model_sources import ModelSourcesBox
+
+    assert [s.name for s in APP_SOURCES] == list(APP_MODEL_SOURCES)
+    settings = Settings()
+    changed = []
+    box = ModelSourcesBox(settings, lambda: changed.append(True))
+    qtbot.addWidget(box)
+    box.boxes["ollama"].setChecked(False)
+    assert settings.get("model_sources_off") == ["ollama"] and changed

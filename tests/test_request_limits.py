@@ -23,7 +23,7 @@ from studio.ui.widgets.controls import double_spin_for, editor_range, spin_for
 REQUESTS = (TextRequest, ImageRequest, MusicRequest)
 # The numeric fields of each request: every one must declare a limit.
 NUMERIC = {
-    TextRequest: {"seed", "max_tokens", "temperature", "top_p", "top_k", "repetition_penalty"},
+    TextRequest: {"seed", "max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "min_p"},
     ImageRequest: {"seed", "width", "height", "steps", "guidance", "count", "strength"},
     MusicRequest: {"seed", "duration", "guidance", "temperature", "top_k"},
 }

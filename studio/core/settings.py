@@ -62,8 +62,12 @@ def _is_state_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
+# Other apps' model stores searched for GGUF files (studio.engines.library.gguf_files knows their folders).
+APP_MODEL_SOURCES = {"lmstudio": "LM Studio", "gpt4all": "GPT4All", "jan": "Jan", "ollama": "Ollama"}
+
+
 def _is_source_list(value: Any) -> bool:
-    return isinstance(value, list) and all(v in ("lmstudio", "gpt4all", "jan", "ollama") for v in value)
+    return isinstance(value, list) and all(v in APP_MODEL_SOURCES for v in value)
 
 
 def _is_model_map(value: Any) -> bool:

@@ -166,7 +166,15 @@ class StreamingReply(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         self.header = QLabel("Assistant · writing…")
-        layout.addWidget(self.header)
+        self.keep_button = QPushButton("Keep this reply")
+        self.keep_button.setAccessibleName("keep reply")
+        self.keep_button.setToolTip("Save the stopped reply into the conversation")
+        self.keep_button.setVisible(False)
+        top = QHBoxLayout()
+        top.addWidget(self.header)
+        top.addStretch(1)
+        top.addWidget(self.keep_button)
+        layout.addLayout(top)
         self.text = QTextEdit()
         self.text.setReadOnly(True)
         self.text.setAccessibleName("streaming reply")
@@ -268,6 +276,10 @@ class ChatView(QWidget):
         layout.addWidget(splitter)
 
     # -- mode ---------------------------------------------------------------------------
+
+    @staticmethod
+    def is_conversation(item: GalleryItem) -> bool:
+        return conversations.is_conversation(item)
 
     def set_mode(self, chat: bool) -> None:
         self.active = chat
@@ -482,12 +494,12 @@ class ChatView(QWidget):
         return True
 
     def stopped(self, kept: bool) -> None:
+        """Stopped: the text so far stays shown; Keep saves it into the conversation."""
         if self._streaming is not None:
-            self._streaming.header.setText(
-                "Assistant · stopped — Keep in gallery saves this reply into the conversation"
-                if kept
-                else "Assistant · stopped before writing anything"
-            )
+            self._streaming.header.setText("Assistant · stopped, not saved" if kept else "Assistant · stopped")
+            self._streaming.keep_button.setVisible(kept)
+            if kept:
+                self._streaming.keep_button.clicked.connect(self.panel.keep_stopped)
 
     def failed(self, message: str) -> None:
         """The reply failed: the branch as saved comes back, the message stays in the prompt box."""

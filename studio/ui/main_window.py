@@ -295,6 +295,9 @@ class MainWindow(QMainWindow):
 
     def _open_item(self, item: GalleryItem) -> None:
         """Double-click in the gallery: music opens in the Music tab's player, the rest in their app."""
+        if self.text_panel.open_conversation(item):  # a conversation continues in the Text tab
+            self.tabs.setCurrentWidget(self.text_panel)
+            return
         if item.kind == "music":
             self.music_panel.load_item(item)
             self.tabs.setCurrentWidget(self.music_panel)
@@ -303,6 +306,9 @@ class MainWindow(QMainWindow):
 
     def reuse_item(self, item: GalleryItem) -> None:
         """Fill the tab that made ``item`` with its prompt and settings."""
+        if self.text_panel.open_conversation(item):
+            self.tabs.setCurrentWidget(self.text_panel)
+            return
         panel = self.panels.get(item.kind)
         if panel is not None:
             panel.apply_request(item.record.request, item.record.parent)
@@ -315,6 +321,9 @@ class MainWindow(QMainWindow):
 
     def use_as_input(self, item: GalleryItem) -> None:
         """Start from ``item``: image-to-image, continuing the clip, or continuing the text."""
+        if self.text_panel.open_conversation(item):
+            self.tabs.setCurrentWidget(self.text_panel)
+            return
         if item.kind == "image":
             self.image_panel.set_start_image(str(item.path), item.id)
         elif item.kind == "music":

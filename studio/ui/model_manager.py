@@ -34,6 +34,7 @@ from studio.core.requests import REQUEST_TYPES, field_limit
 from studio.core.settings import Settings
 from studio.runtime.download_manager import download_command, download_environment, parse_line
 from studio.runtime.services import make_catalog
+from studio.ui.model_sources import ModelSourcesBox
 from studio.ui.widgets.controls import button, double_spin_for
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ class ModelManager(QDialog):
         side_layout.addWidget(self.status)
         side_layout.addWidget(self.defaults_box)
         side_layout.addWidget(self.save_defaults_button)
+        self.sources_box = ModelSourcesBox(self.settings, self.refresh)
+        side_layout.addWidget(self.sources_box)
         side_layout.addWidget(QLabel("Model card"))
         side_layout.addWidget(self.card, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)

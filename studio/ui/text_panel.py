@@ -304,6 +304,18 @@ class TextPanel(GenerationPanel):
         if request.seed is not None:
             self.seed.lock(request.seed)
 
+    def open_conversation(self, item: GalleryItem) -> bool:
+        """A conversation from the gallery, reopened with its model to continue; False for other items."""
+        if not self.chat.is_conversation(item):
+            return False
+        model = str(item.record.model.get("path", ""))
+        index = self.model_picker.findData(model) if model else -1
+        if index >= 0:
+            self.model_picker.setCurrentIndex(index)
+        self.chat.open(item.id)
+        self.output_stack.setCurrentWidget(self.chat)
+        return True
+
     def continue_from_text(self, text: str) -> None:
         """Show ``text`` as the output, ready for Continue (the gallery's "Use as input")."""
         if not self.busy():
