@@ -280,7 +280,7 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     info_event = _wait_for_description(events, services.worker.describe_model(args.model))
     request = _request_from_args(args, info_event.result if info_event is not None else None)
     if args.kind == "text" and getattr(args, "chat", ""):
-        request = dataclasses.replace(request, **conversation_fields(args, services))  # type: ignore[arg-type]
+        request = dataclasses.replace(request, **conversation_fields(args, services))
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
     progress = _Progress(sys.stderr, enabled=not stream_text)

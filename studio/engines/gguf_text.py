@@ -154,7 +154,7 @@ class GGUFTextEngine:
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"transformers cannot load the GGUF {spec.name}: {first_line(exc)}") from exc
-        model.to(device.device).eval()
+        model.to(device.device).eval()  # type: ignore[arg-type]  # transformers types .to() for PreTrainedModel only
         return LoadedTextModel(spec, device, model, tokenizer)
 
     def unload(self, loaded: Any) -> None:

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import studio
 from studio.core.capabilities import ModelInfo
@@ -352,7 +352,7 @@ class Worker:
         if isinstance(request, TextRequest) and request.conversation:  # a chat turn: into its conversation
             from studio.gallery.conversations import save_exchange
 
-            return [save_exchange(self._store, request, result)]
+            return [save_exchange(cast(Any, self._store), request, result)]  # the gallery's store
         items = []
         for output in result.outputs:
             record = ProvenanceRecord(

@@ -255,15 +255,15 @@ class ChatView(QWidget):
         self.messages = QWidget()
         self.messages_layout = QVBoxLayout(self.messages)
         self.messages_layout.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.messages)
-        self.scroll.setAccessibleName("messages")
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setWidget(self.messages)
+        self.scroll_area.setAccessibleName("messages")
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.title)
-        right_layout.addWidget(self.scroll, 1)
+        right_layout.addWidget(self.scroll_area, 1)
         right_layout.addWidget(self.editing_note)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -313,7 +313,7 @@ class ChatView(QWidget):
         self.editing_note.setText("")
         self.title.setText("New conversation")
         self.panel.system.setPlainText("")
-        self.render()
+        self.show_branch()
 
     def open(self, conversation_id: str) -> None:
         if self.panel.busy():
@@ -327,7 +327,7 @@ class ChatView(QWidget):
         self._edit_of = None
         self.editing_note.setText("")
         self.panel.system.setPlainText(self.conversation.system)
-        self.render()
+        self.show_branch()
 
     def rename(self) -> None:
         if self.conversation is None or self.conversation.id not in self._saved_ids():
@@ -365,10 +365,11 @@ class ChatView(QWidget):
 
     # -- the messages -------------------------------------------------------------------
 
-    def render(self) -> None:
+    def show_branch(self) -> None:
         """Lay out the branch shown (after a turn is saved, a branch is chosen or a conversation opens)."""
         while self.messages_layout.count() > 1:
-            child = self.messages_layout.takeAt(0).widget()
+            taken = self.messages_layout.takeAt(0)
+            child = taken.widget() if taken is not None else None
             if child is not None:
                 child.deleteLater()
         self._streaming = None
@@ -396,13 +397,14 @@ class ChatView(QWidget):
         return int(dropped) if isinstance(dropped, int) and 0 < dropped < len(path) else 0
 
     def _scroll_to_end(self) -> None:
-        bar = self.scroll.verticalScrollBar()
+        bar = self.scroll_area.verticalScrollBar()
         bar.setValue(bar.maximum())
 
     def message_widgets(self) -> list[MessageWidget]:
         found = []
         for i in range(self.messages_layout.count()):
-            widget = self.messages_layout.itemAt(i).widget()
+            entry = self.messages_layout.itemAt(i)
+            widget = entry.widget() if entry is not None else None
             if isinstance(widget, MessageWidget):
                 found.append(widget)
         return found
@@ -414,7 +416,7 @@ class ChatView(QWidget):
         try:  # remembered, so the conversation reopens on this alternative
             self._take(conversations.select_branch(self.store, self.conversation.id, turn_id))
         except StudioError:
-            self.render()
+            self.show_branch()
 
     def copy(self, text: str) -> None:
         QGuiApplication.clipboard().setText(text)
@@ -470,10 +472,10 @@ class ChatView(QWidget):
         if self.conversation is not None and not request.reply_to:
             # Show the branch up to the turn the new message follows, then the message.
             self.conversation.current = request.turn_parent or None
-            self.render()
+            self.show_branch()
         elif self.conversation is not None and request.reply_to:
             self.conversation.current = request.reply_to
-            self.render()
+            self.show_branch()
         if not request.reply_to:
             bubble = QLabel(request.prompt)
             bubble.setWordWrap(True)
@@ -508,7 +510,7 @@ class ChatView(QWidget):
                 self.conversation = conversations.load(self.store, self.conversation.id)
             except StudioError:
                 pass  # never saved yet (the first message failed), or damaged: what is shown stays
-        self.render()
+        self.show_branch()
         self.editing_note.setText(f"Not sent: {message}")
 
     def saved(self, items: list[GalleryItem]) -> bool:
@@ -527,5 +529,5 @@ class ChatView(QWidget):
         except ConversationError as exc:
             self.editing_note.setText(str(exc))
             return
-        self.render()
+        self.show_branch()
         self.refresh_list()

@@ -198,6 +198,7 @@ class TextPanel(GenerationPanel):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         self.output_stack = QStackedWidget()  # continuation output, or the chat for chat models
+        self.continuation_page = right
         self.output_stack.addWidget(right)
         self.output_stack.addWidget(self.chat)
         splitter.addWidget(self.output_stack)
@@ -214,7 +215,7 @@ class TextPanel(GenerationPanel):
         chat = bool(info is not None and info.chat)
         if info is not None:
             self.chat.set_mode(chat)
-            self.output_stack.setCurrentWidget(self.chat if chat else self.output_stack.widget(0))
+            self.output_stack.setCurrentWidget(self.chat if chat else self.continuation_page)
             self.generate_button.setText("Send" if chat else "Generate")
 
     def _toggle_more(self, shown: bool) -> None:
