@@ -85,7 +85,7 @@ class MessageWidget(QFrame):
         if turn.role == "assistant":
             self.speed = QLabel(_speed(turn))
             self.speed.setAccessibleName("reply speed")
-            header.addWidget(self.speed)
+            self.speed.setWordWrap(True)  # on a line of its own: a narrow chat wraps it, never widens the row
         header.addStretch(1)
         siblings = conversation.siblings(turn.id)
         if len(siblings) > 1:
@@ -103,9 +103,11 @@ class MessageWidget(QFrame):
             self.branch = QLabel(f"{index + 1}/{len(siblings)}")
             self.branch.setAccessibleName("alternative")
             for widget in (back, self.branch, forward):
-                widget.setMaximumWidth(40)
+                widget.setFixedWidth(36)
                 header.addWidget(widget)
         layout.addLayout(header)
+        if turn.role == "assistant":
+            layout.addWidget(self.speed)
         body = QLabel()
         body.setWordWrap(True)
         body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
@@ -229,6 +231,8 @@ class ChatView(QWidget):
         self.search.textChanged.connect(lambda _: self.refresh_list())
         self.list = QListWidget()
         self.list.setAccessibleName("conversations")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.itemClicked.connect(lambda entry: self.open(str(entry.data(Qt.ItemDataRole.UserRole))))
         self.new_button = self.action("New", "new conversation", "Start a new conversation", self.new_conversation)
         self.rename_button = self.action("Rename", "rename conversation", "Rename this conversation", self.rename)
@@ -257,6 +261,7 @@ class ChatView(QWidget):
         self.messages_layout.addStretch(1)
         self.scroll_area = QScrollArea()
         self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll_area.setWidget(self.messages)
         self.scroll_area.setAccessibleName("messages")
         right = QWidget()
