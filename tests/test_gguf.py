@@ -293,3 +293,21 @@ def test_each_app_source_is_a_setting_the_model_manager_shows(qtbot):
     qtbot.addWidget(box)
     box.boxes["ollama"].setChecked(False)
     assert settings.get("model_sources_off") == ["ollama"] and changed
+
+
+def test_a_context_of_zero_opens_a_default_context_with_a_note(tmp_path, gguf_root):
+    from studio.engines.devices import choose_device
+    from studio.engines.gguf_text import DEFAULT_CONTEXT, GGUFTextEngine
+
+    file = write_llama_gguf(gguf_root / "chat" / "hf", tmp_path / "no-context.gguf", context_length=0)
+    spec = inspect_gguf(file)
+    assert spec.runnable and spec.details["context_length"] == 0
+    engine = GGUFTextEngine()
+    assert engine.describe(spec).context_length == DEFAULT_CONTEXT
+    loaded = engine.load(spec, choose_device("cpu"))
+    try:
+        output, _ = _run(engine, loaded, TextRequest(prompt="hi", model=str(file), seed=1, max_tokens=3))
+    finally:
+        engine.unload(loaded)
+    assert loaded.n_ctx == DEFAULT_CONTEXT
+    assert any("does not state its context length" in n for n in output.info["notes"])

@@ -35,6 +35,7 @@ def write_llama_gguf(
     chat_template: str | None = "auto",
     architecture: str = "llama",
     name: str = "",
+    context_length: int | None = None,
 ) -> Path:
     """``hf_folder`` (a saved LlamaForCausalLM with a byte-level BPE tokenizer.json) as one GGUF file.
 
@@ -57,7 +58,7 @@ def write_llama_gguf(
 
     writer = gguf.GGUFWriter(str(out_file), architecture)
     writer.add_name(name or hf_folder.name)
-    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_context_length(config["max_position_embeddings"] if context_length is None else context_length)
     writer.add_embedding_length(hidden)
     writer.add_block_count(config["num_hidden_layers"])
     writer.add_feed_forward_length(config["intermediate_size"])
