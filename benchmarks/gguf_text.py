@@ -80,7 +80,8 @@ def llama_direct_rate(llm, tokens: int, seed: int) -> tuple[float, int]:
     return count / elapsed, count
 
 
-def studio_rate(services, file: Path, tokens: int, seed: int) -> tuple[float, int]:
+def studio_rate(services, file: Path, tokens: int, seed: int) -> tuple[float, int, float]:
+    """Tokens/s from submit to finished (the save included), tokens, and the engine's own tokens/s."""
     from studio.core.events import EventKind
     from studio.core.requests import TextRequest
 
@@ -100,8 +101,10 @@ def studio_rate(services, file: Path, tokens: int, seed: int) -> tuple[float, in
     unsubscribe()
     event = marks["event"]
     assert event.kind is EventKind.FINISHED, event.error
-    count = int(event.result[0].record.output["tokens"])
-    return count / (marks["end"] - start), count
+    output = event.result[0].record.output
+    count = int(output["tokens"])
+    marks_rate = count / (marks["end"] - start)
+    return marks_rate, count, float(output.get("tokens_per_s") or 0.0)
 
 
 def measure_model(name: str, folder: Path, work: Path, services, args) -> dict:
@@ -116,15 +119,17 @@ def measure_model(name: str, folder: Path, work: Path, services, args) -> dict:
         llm = Llama(model_path=str(file), n_ctx=1024, n_threads=_threads(), verbose=False)
         studio_rate(services, file, 8, 0)  # load and warm
         llama_direct_rate(llm, 8, 0)
-        direct, studio, counts = [], [], []
+        direct, studio, engine, counts = [], [], [], []
         for round_index in range(args.rounds):
             rate, count = llama_direct_rate(llm, args.tokens, 100 + round_index)
             direct.append(rate)
-            rate, studio_count = studio_rate(services, file, args.tokens, 100 + round_index)
+            rate, studio_count, engine_rate = studio_rate(services, file, args.tokens, 100 + round_index)
             studio.append(rate)
+            engine.append(engine_rate)
             counts += [count, studio_count]
         llm.close()
         result[f"{name}_gguf_{quant}_tokens_per_s"] = round(statistics.median(studio), 1)
+        result[f"{name}_gguf_{quant}_engine_tokens_per_s"] = round(statistics.median(engine), 1)
         result[f"{name}_llama_cpp_{quant}_tokens_per_s"] = round(statistics.median(direct), 1)
         result[f"{name}_gguf_{quant}_vs_llama_cpp"] = round(statistics.median(studio) / statistics.median(direct), 3)
         result[f"{name}_{quant}_tokens_min"] = min(counts)
