@@ -21,6 +21,7 @@ TRANSFORMERS_TEXT = "transformers-text"
 MUSICGEN = "musicgen"
 DIFFUSERS_AUDIO = "diffusers-audio"
 MELODY = "melody"
+ACE_STEP = "ace-step"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ ENGINES: dict[str, EngineEntry] = {
         EngineEntry(MUSICGEN, "music", _E + "musicgen:MusicGenEngine", "MusicGen"),
         EngineEntry(DIFFUSERS_AUDIO, "music", _E + "diffusers_audio:DiffusersAudioEngine", "diffusers audio pipeline"),
         EngineEntry(MELODY, "music", _E + "melody:MelodyEngine", "Studio melody model"),
+        EngineEntry(ACE_STEP, "music", _E + "ace_step:AceStepEngine", "ACE-Step song model"),
     )
 }
 
