@@ -236,12 +236,10 @@ class MusicRequest(_Request):
     # Editing a clip (a file path): ``edit`` says what to do with it (one of ``MUSIC_EDITS``).
     init_audio: str = ""
     edit: str = ""
-    repaint_start: float | None = field(
-        default=None, metadata=limit(0.0, 600.0, step=0.1, label="Region start", unit="seconds")
+    repaint_start: float = field(
+        default=0.0, metadata=limit(0.0, 600.0, step=0.1, label="Region start", unit="seconds")
     )
-    repaint_end: float | None = field(
-        default=None, metadata=limit(0.0, 600.0, step=0.1, label="Region end", unit="seconds")
-    )
+    repaint_end: float = field(default=0.0, metadata=limit(0.0, 600.0, step=0.1, label="Region end", unit="seconds"))
     extend_left: float = field(default=0.0, metadata=limit(0.0, 600.0, step=1.0, label="Extend left", unit="seconds"))
     extend_right: float = field(default=0.0, metadata=limit(0.0, 600.0, step=1.0, label="Extend right", unit="seconds"))
     cover_strength: float = field(
@@ -281,8 +279,8 @@ def _validate_music_edit(request: MusicRequest) -> None:
         raise InvalidRequest("audio_prompt", "edit a clip or continue one, not both at once")
     if edit == "repaint":
         start, end = request.repaint_start, request.repaint_end
-        if start is None or end is None:
-            raise InvalidRequest("repaint_start", "choose the region to repaint (start and end, in seconds)")
+        if not start and not end:
+            raise InvalidRequest("repaint_end", "choose the region to repaint (start and end, in seconds)")
         if end <= start:
             raise InvalidRequest("repaint_end", f"the region to repaint is empty: it ends ({end} s) before it starts")
     if edit == "extend" and request.extend_left <= 0 and request.extend_right <= 0:
