@@ -292,6 +292,27 @@ def _validate_music_edit(request: MusicRequest) -> None:
 Request = TextRequest | ImageRequest | MusicRequest
 REQUEST_TYPES: dict[str, type[_Request]] = {cls.kind: cls for cls in (TextRequest, ImageRequest, MusicRequest)}
 
+# The request fields that name a source an output is made from (an image to repaint, a clip to
+# continue or edit): an output made from one is a derivative whose record names it as its parent.
+# A melody to follow is a condition, not a source, so it is not here.
+SOURCE_FIELDS = ("init_image", "init_audio", "audio_prompt")
+
+# What an output made from a source did to it, when the engine does not say more precisely.
+_DEFAULT_TASKS = {"init_image": "image-to-image", "init_audio": "audio-to-audio", "audio_prompt": "continuation"}
+
+
+def source_file(request: Any) -> tuple[str, str]:
+    """(field, path) of the source a request starts from, or ("", "") for a plain generation."""
+    for name in SOURCE_FIELDS:
+        value = getattr(request, name, "")
+        if isinstance(value, str) and value:
+            return name, value
+    return "", ""
+
+
+def default_task(source_field: str) -> str:
+    return _DEFAULT_TASKS.get(source_field, "edit")
+
 
 def request_from_dict(data: dict[str, Any]) -> Request:
     """Rebuild a request from ``to_dict`` output; unknown keys from newer versions are ignored."""

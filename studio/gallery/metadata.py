@@ -22,6 +22,7 @@ from studio.gallery.xmp import (
     DIGITAL_SOURCE_TYPE,
     ai_training_from_xmp,
     build_xmp,
+    digital_source_type,
     read_xmp_fields,
     record_from_xmp,
 )
@@ -170,7 +171,7 @@ def write_text(text: str, path: Path, marking: Marking, suffix: str = ".md") -> 
     lines = ["---"]
     if marking.record is not None:
         lines.append(f"{_FRONT_MATTER_PREFIX}{marking.record_json}")
-    lines.append(f"digital_source_type: {DIGITAL_SOURCE_TYPE}")
+    lines.append(f"digital_source_type: {digital_source_type(marking.record)}")
     if marking.ai_training in _STATED:
         lines.append(f"ai_training: {marking.ai_training}")
     lines += ["---", "", ""]
@@ -195,7 +196,7 @@ def write_image(image: Any, path: Path, marking: Marking, suffix: str = ".png", 
             info.add_text("parameters", marking.parameters)
         if marking.record is not None:
             info.add_itxt(RECORD_KEY, marking.record_json, zip=True)
-        info.add_text("DigitalSourceType", DIGITAL_SOURCE_TYPE)
+        info.add_text("DigitalSourceType", digital_source_type(marking.record))
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
         image.save(path, format="PNG", pnginfo=info)
         return
@@ -220,7 +221,7 @@ def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: s
         raise ValueError(f"no audio format for {suffix}")
     container, subtype = formats[suffix]
     soundfile.write(path, samples, rate, format=container, subtype=subtype)
-    fields = {"DIGITAL_SOURCE_TYPE": DIGITAL_SOURCE_TYPE, "ENCODER": marking.app}
+    fields = {"DIGITAL_SOURCE_TYPE": digital_source_type(marking.record), "ENCODER": marking.app}
     if marking.ai_training in _STATED:
         fields["AI_TRAINING"] = marking.ai_training
     if marking.record is not None:

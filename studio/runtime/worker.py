@@ -35,7 +35,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
-from studio.core.requests import MAX_SEED, Request
+from studio.core.requests import MAX_SEED, Request, default_task, source_file
 from studio.engines import registry
 from studio.engines.base import RunContext
 from studio.runtime.model_cache import ModelCache
@@ -54,7 +54,9 @@ class Catalog(Protocol):
 class Store(Protocol):
     """Where outputs are saved (``studio.gallery.store.GalleryStore``)."""
 
-    def save(self, output: Any, record: ProvenanceRecord) -> Any: ...
+    def save(self, output: Any, record: ProvenanceRecord, *, parent_file: Path | None = None) -> Any: ...
+
+    def source_of(self, path: str | Path, item_id: str | None = None) -> tuple[dict[str, Any], Path | None]: ...
 
 
 class Fingerprints(Protocol):
@@ -350,6 +352,9 @@ class Worker:
 
     def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:
         items = []
+        derived_from, parent_file = self._derivation(result, request, parent)
+        if derived_from is not None and derived_from.get("id"):
+            parent = str(derived_from["id"])
         for output in result.outputs:
             record = ProvenanceRecord(
                 id=new_item_id(),
@@ -361,9 +366,25 @@ class Worker:
                 runtime=result.runtime,
                 output=dict(output.info),
                 parent=parent,
+                derived_from=derived_from,
             )
-            items.append(self._store.save(output, record))
+            items.append(self._store.save(output, record, parent_file=parent_file))
         return items
+
+    def _derivation(
+        self, result: EngineResult, request: Request, parent: str | None
+    ) -> tuple[dict[str, Any] | None, Path | None]:
+        """An output made from a source (the request names one, or the engine says it edited one) is a
+        derivative: its record names the source and what was done to it."""
+        source_field, source = source_file(request)
+        if not source and not result.operation:
+            return None, None
+        operation = dict(result.operation) or {"action": "c2pa.edited", "task": default_task(source_field)}
+        operation.setdefault("action", "c2pa.edited")
+        if not source:
+            return {"operation": operation}, None
+        described, parent_file = self._store.source_of(source, parent)
+        return {**described, "operation": operation}, parent_file
 
     def _remember_partial(self, job: _Job, result: EngineResult, request: Request, *, any_kind: bool = False) -> None:
         """Keep a result that was not saved: stopped text (saved only if the user asks), or any
