@@ -15,6 +15,7 @@ from studio.core.errors import InvalidRequest
 from studio.core.requests import MusicRequest
 from studio.engines import audio_edit
 from studio.engines.library.classify import inspect_folder
+from studio.gallery.verify import verify_file
 
 RATE = 48000
 LYRICS = "[verse]\nwalking down the river\n[chorus]\nwe are young tonight"
@@ -40,6 +41,12 @@ def _song(tiny_ace, **fields):
     values = {"prompt": "calm piano", "model": str(tiny_ace), "duration": 1.0, "seed": 3, "steps": 2}
     values.update(fields)
     return MusicRequest(**values)
+
+
+def _sha256(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read(path):
@@ -125,8 +132,24 @@ def test_repaint_keeps_every_sample_outside_the_region(services, tiny_ace, tmp_p
     assert np.max(np.abs(out[:start] - data[:start])) <= quantum
     assert np.max(np.abs(out[stop:] - data[stop:])) <= quantum
     assert np.max(np.abs(out[start + 2400 : stop - 2400] - data[start + 2400 : stop - 2400])) > 0.01  # repainted
-    operation = item.record.runtime.get("operation") or getattr(item.record, "derived_from", {}).get("operation")
-    assert operation["task"] == "repaint" and operation["region"] == [0.4, 0.8]
+    derived = item.record.derived_from
+    assert derived["operation"]["task"] == "repaint" and derived["operation"]["region"] == [0.4, 0.8]
+    assert derived["operation"]["action"] == "c2pa.edited" and derived["generated"] is False
+    assert derived["sha256"] == _sha256(clip)
+
+
+def test_each_edit_names_its_parent_item_and_is_signed_with_it(services, tiny_ace):
+    _, end = _run(services, _song(tiny_ace, duration=1.0))
+    song = end.result[0]
+    request = _song(tiny_ace, init_audio=str(song.path), edit="repaint", repaint_start=0.2, repaint_end=0.6)
+    _, end = _run(services, request)
+    assert end.kind.value == "finished", end.error
+    child = end.result[0]
+    assert child.record.parent == song.id and child.record.derived_from["id"] == song.id
+    assert child.record.derived_from["generated"] is True
+    assert child.record.derived_from["sha256"] == song.record.output["sha256"]
+    report = verify_file(child.path, services.store.credentials)
+    assert report.ok and "repaint" in report.summary and song.id in report.summary, report.summary
 
 
 def test_extend_gives_the_new_length_with_the_source_in_place(services, tiny_ace, tmp_path):

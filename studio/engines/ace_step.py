@@ -224,7 +224,7 @@ class AceStepEngine:
         if notes:
             runtime["notes"] = notes
         outputs = [GeneratedOutput("music", audio, info)]
-        return _engine_result(outputs, loaded.spec.provenance(), runtime, operation)
+        return EngineResult(outputs, loaded.spec.provenance(), runtime, operation=operation)
 
     def _fit_lyrics(self, loaded: LoadedAceStep, lyrics: str, language: str, notes: list[str]) -> str:
         """The lyrics as the model will read them: all of them, or as many whole lines as fit its
@@ -420,17 +420,6 @@ def _fit(audio: np.ndarray, frames: int) -> np.ndarray:
     if len(audio) >= frames:
         return np.ascontiguousarray(audio[:frames])
     return np.concatenate([audio, np.zeros((frames - len(audio), audio.shape[1]), np.float32)])
-
-
-def _engine_result(
-    outputs: list[GeneratedOutput], model: dict[str, Any], runtime: dict[str, Any], operation: dict[str, Any]
-) -> EngineResult:
-    names = {f.name for f in dataclasses.fields(EngineResult)}
-    if "operation" in names:
-        return EngineResult(outputs, model, runtime, operation=operation)  # type: ignore[call-arg]
-    if operation:
-        runtime["operation"] = operation
-    return EngineResult(outputs, model, runtime)
 
 
 def _source_seconds(path: str) -> float:
