@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import studio
+from studio.cli_music import add_song_options, song_fields
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import EventKind, JobEvent
 from studio.core.paths import StudioPaths
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     music.add_argument("--top-k", type=int, default=MusicRequest.top_k, metavar="N")
     music.add_argument("--continue", dest="audio_prompt", default="", metavar="FILE", help="continue this clip")
     music.add_argument("--melody", default="", metavar="FILE", help="follow this melody (MusicGen Melody models)")
+    add_song_options(music)
 
     gallery = commands.add_parser("gallery", help="list or repair the gallery")
     gallery_commands = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -239,6 +241,7 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
         top_k=args.top_k,
         audio_prompt=str(Path(args.audio_prompt).resolve()) if args.audio_prompt else "",
         melody=str(Path(args.melody).resolve()) if args.melody else "",
+        **song_fields(args),
     )
 
 

@@ -49,6 +49,12 @@ def _sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _sidecar(item):
+    from pathlib import Path
+
+    return json.loads(Path(item["path"]).with_suffix(".json").read_text(encoding="utf-8"))
+
+
 def _read(path):
     return soundfile.read(path, dtype="float32", always_2d=True)[0]
 
@@ -231,3 +237,51 @@ def test_a_base_checkpoint_extracts_a_stem(services, tiny_ace_base, tmp_path):
     assert end.kind.value == "finished", end.error
     assert end.result[0].record.runtime["task"] == "extract"
     assert _read(end.result[0].path).shape == data.shape
+
+
+def test_cli_writes_a_song_then_repaints_it_and_refuses_a_region_past_the_end(data_dir, tiny_ace, tmp_path):
+    from test_cli import studio_cli
+
+    lyrics = tmp_path / "lyrics.txt"
+    lyrics.write_text(LYRICS, encoding="utf-8")
+    song_args = ("--lyrics", str(lyrics), "--language", "en", "--bpm", "90", "--key", "D major")
+    common = ("--model", str(tiny_ace), "--steps", "2", "--seed", "4", "--json")
+    song = studio_cli(
+        "gen",
+        "music",
+        "bright pop",
+        *common,
+        *song_args,
+        "--time-signature",
+        "4",
+        "--duration",
+        "1.5",
+        data_dir=data_dir,
+        check=True,
+    )
+    first = json.loads(song.stdout.splitlines()[-1])
+    request = _sidecar(first)["request"]
+    assert request["lyrics"] == LYRICS and request["bpm"] == 90 and request["time_signature"] == 4
+    assert soundfile.info(first["path"]).frames == round(1.5 * RATE)
+    edit = studio_cli(
+        "gen",
+        "music",
+        "drums",
+        *common,
+        "--init-audio",
+        first["path"],
+        "--repaint",
+        "0.5,1.0",
+        data_dir=data_dir,
+        check=True,
+    )
+    child = _sidecar(json.loads(edit.stdout.splitlines()[-1]))
+    assert child["derived_from"]["id"] == first["id"] and child["request"]["edit"] == "repaint"
+    refused = studio_cli(
+        "gen", "music", "x", *common, "--init-audio", first["path"], "--repaint", "1,4", data_dir=data_dir
+    )
+    assert (
+        refused.returncode == 1 and "past the end of the clip (it is 1.50 s long)" in refused.stderr
+    )  # as any job refused
+    bad = studio_cli("gen", "music", "x", *common, "--init-audio", first["path"], "--extend", "3", data_dir=data_dir)
+    assert bad.returncode == 2 and "LEFT,RIGHT" in bad.stderr
