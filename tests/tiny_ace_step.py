@@ -143,3 +143,45 @@ def build_tiny_ace_step(
         index = json.loads((folder / "model_index.json").read_text())
         assert index.get("audio_tokenizer") in (None, [None, None])
     return folder
+
+
+def build_tiny_musicgen_melody(folder: Path, *, seed: int = 0) -> Path:
+    """A MusicgenMelodyForConditionalGeneration made from the tiny MusicGen's parts (T5, EnCodec at
+    32 kHz, 4 codebooks) with a chroma input of 12 pitch classes — for following a melody."""
+    import tempfile
+
+    import torch
+    from tiny_models import build_tiny_musicgen
+    from transformers import (
+        AutoTokenizer,
+        MusicgenConfig,
+        MusicgenMelodyConfig,
+        MusicgenMelodyForConditionalGeneration,
+    )
+
+    with tempfile.TemporaryDirectory() as plain:
+        build_tiny_musicgen(Path(plain), seed=seed)
+        base = MusicgenConfig.from_pretrained(plain)
+        tokenizer = AutoTokenizer.from_pretrained(plain)
+    decoder = base.decoder.to_dict()
+    decoder.pop("model_type", None)
+    config = MusicgenMelodyConfig(
+        text_encoder=base.text_encoder.to_dict(),
+        audio_encoder=base.audio_encoder.to_dict(),
+        decoder=decoder,
+        num_chroma=12,
+        chroma_length=235,
+    )
+    torch.manual_seed(seed)
+    model = MusicgenMelodyForConditionalGeneration(config)
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+    model.generation_config.decoder_start_token_id = 64
+    model.generation_config.pad_token_id = 64
+    model.generation_config.max_length = 1500
+    model.generation_config.guidance_scale = 3.0
+    model.generation_config.do_sample = True
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
