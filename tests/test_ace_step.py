@@ -285,3 +285,21 @@ def test_cli_writes_a_song_then_repaints_it_and_refuses_a_region_past_the_end(da
     )  # as any job refused
     bad = studio_cli("gen", "music", "x", *common, "--init-audio", first["path"], "--extend", "3", data_dir=data_dir)
     assert bad.returncode == 2 and "LEFT,RIGHT" in bad.stderr
+
+
+def test_lyrics_travel_into_mp3_as_uslt_and_ogg_as_vorbis_lyrics(services, tiny_ace, tmp_path):
+    from mutagen.mp3 import MP3
+    from mutagen.oggvorbis import OggVorbis
+
+    from studio.gallery.export import ExportOptions, export_items
+
+    _, end = _run(services, _song(tiny_ace, lyrics=LYRICS, duration=0.5))
+    assert end.kind.value == "finished", end.error
+    item = end.result[0]
+    (mp3,) = export_items([item], ExportOptions(tmp_path / "mp3", suffix=".mp3"), services.store.credentials)
+    frames = MP3(mp3).tags.getall("USLT")
+    assert [frame.text for frame in frames] == [LYRICS]
+    (ogg,) = export_items([item], ExportOptions(tmp_path / "ogg", suffix=".ogg"), services.store.credentials)
+    assert OggVorbis(ogg)["LYRICS"] == [LYRICS]
+    (plain,) = export_items([item], ExportOptions(tmp_path / "plain", suffix=".mp3", with_metadata=False))
+    assert not (MP3(plain).tags and MP3(plain).tags.getall("USLT"))  # stripped for sharing: no lyrics either

@@ -27,13 +27,21 @@ TINY_LYRICS_CORPUS = [
 
 
 def build_tiny_ace_step(
-    folder: Path, *, seed: int = 0, turbo: bool = True, model_version: str = "turbo", audio_tokenizer: bool = True
+    folder: Path,
+    *,
+    seed: int = 0,
+    turbo: bool = True,
+    model_version: str = "turbo",
+    audio_tokenizer: bool = True,
+    width: int = 16,
+    layers: int = 2,
 ) -> Path:
     """Write a tiny ``AceStepPipeline`` to ``folder`` and return it.
 
     ``turbo`` marks the DiT as guidance-distilled (8 steps, no guidance), as the turbo release is;
     ``model_version`` is the transformer config's variant ("turbo", "sft", "base"). Without
     ``audio_tokenizer`` the folder lacks the optional tokenizer/detokenizer (no cover task).
+    The benchmark passes a wider, deeper DiT (``width``, ``layers``) so that compute dominates.
     """
     import torch
     from diffusers import (
@@ -65,7 +73,8 @@ def build_tiny_ace_step(
         tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>"
     )
 
-    text_width, width, acoustic = 16, 16, 8
+    text_width, acoustic = 16, 8
+    heads = max(2, width // 32)
     text_encoder = Qwen3Model(
         Qwen3Config(
             vocab_size=len(tokenizer),
@@ -79,11 +88,11 @@ def build_tiny_ace_step(
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    common = dict(num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=16)
+    common = dict(num_attention_heads=heads, num_key_value_heads=1, head_dim=width // heads, sliding_window=16)
     transformer = AceStepTransformer1DModel(
         hidden_size=width,
-        intermediate_size=32,
-        num_hidden_layers=2,
+        intermediate_size=2 * width,
+        num_hidden_layers=layers,
         in_channels=3 * acoustic,  # noise + source latents + chunk mask
         audio_acoustic_hidden_dim=acoustic,
         patch_size=2,
