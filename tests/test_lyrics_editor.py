@@ -47,7 +47,7 @@ def test_section_tags_are_highlighted_and_inserted_on_their_own_line(qtbot):
     tag_formats = tag_block.layout().formats()
     assert tag_formats and tag_formats[0].format.fontWeight() > 400 and tag_formats[0].length == len("[chorus]")
     assert not plain_block.layout().formats()
-    assert editor.count.text() == "1 sections · 2 lines"
+    assert editor.count.text() == "1 section · 2 lines"
     editor.insert_box.activated.emit(editor.insert_box.findData("bridge"))
     assert editor.text().endswith("[bridge]\n") and editor.insert_box.currentIndex() == 0
 

@@ -2,8 +2,11 @@
 
 A model that repaints a region decodes the whole clip again, and a decoder never gives back the
 source exactly. So the source is put back afterwards: every sample outside the region is the
-source's own, and inside the region the new audio takes over through a short equal-power
-crossfade at each edge that touches kept audio (an edge at the clip's start or end needs none).
+source's own, and inside the region the new audio takes over through a short equal-gain
+(raised-cosine) crossfade at each edge that touches kept audio (an edge at the clip's start or end
+needs none). Equal gain, not equal power: the new audio is made to continue the source, so the
+two are correlated at the join, and equal power would swell there (by up to 3 dB; a DC offset or a
+held bass note shows it as a bump).
 Extending is the same composite over a padded source; the region starts a crossfade's length
 inside the source so the join is blended, not cut.
 """
@@ -85,7 +88,7 @@ def crossfade_frames(region: Region, rate: int, crossfade_s: float = CROSSFADE_S
 def composite(source: np.ndarray, generated: np.ndarray, region: Region, fade: int) -> np.ndarray:
     """``source`` with ``region`` taken from ``generated`` (both (frames, channels), same shape).
 
-    Outside the region the result *is* the source, sample for sample. Inside, an equal-power
+    Outside the region the result *is* the source, sample for sample. Inside, an equal-gain
     crossfade of ``fade`` frames at each edge that has kept audio beside it (not at the clip's
     own start or end) turns the source into the new audio.
     """
@@ -95,15 +98,14 @@ def composite(source: np.ndarray, generated: np.ndarray, region: Region, fade: i
     new = np.asarray(generated[region.start : region.end], dtype=np.float32)
     weight = np.ones(region.frames, dtype=np.float32)
     if fade:
-        ramp = np.sin(np.linspace(0.0, np.pi / 2, fade + 2, dtype=np.float32)[1:-1])
+        ramp = np.sin(np.linspace(0.0, np.pi / 2, fade + 2, dtype=np.float32)[1:-1]) ** 2
         if region.start > 0:
             weight[:fade] = ramp
         if region.end < region.length:
             weight[-fade:] = np.minimum(weight[-fade:], ramp[::-1])
     old = out[region.start : region.end]
-    # Equal power: the source fades as cos, the new audio rises as sin.
-    keep = np.sqrt(np.clip(1.0 - weight**2, 0.0, 1.0))
-    out[region.start : region.end] = old * keep[:, None] + new * weight[:, None]
+    # Equal gain: the source fades as cos², the new audio rises as sin²; together always one.
+    out[region.start : region.end] = old * (1.0 - weight)[:, None] + new * weight[:, None]
     return out
 
 

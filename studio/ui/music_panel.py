@@ -315,7 +315,9 @@ class MusicPanel(GenerationPanel):
         if event.kind is EventKind.FINISHED:
             items = job.items
             for item in items:
-                entry = QListWidgetItem(f"{item.record.prompt[:50] or '(continuation)'} · {item.path.name}")
+                task = (item.record.derived_from or {}).get("operation", {}).get("task", "")
+                label = f"{item.record.prompt[:50] or '(continuation)'} · {item.path.name}"
+                entry = QListWidgetItem(f"{task}: {label}" if task else label)
                 entry.setData(Qt.ItemDataRole.UserRole, item)
                 entry.setToolTip(str(item.path))
                 self.history.insertItem(0, entry)

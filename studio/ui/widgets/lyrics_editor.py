@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QFont, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 # The section tags ACE-Step's lyrics use, in the order a song usually has them.
@@ -23,11 +23,11 @@ def section_tags(text: str) -> list[str]:
 class LyricsHighlighter(QSyntaxHighlighter):
     """Section tag lines in bold and the palette's link colour; everything else as typed."""
 
-    def __init__(self, document: QTextDocument, colour: object) -> None:
+    def __init__(self, document: QTextDocument, colour: QColor) -> None:
         super().__init__(document)
         self.tag_format = QTextCharFormat()
         self.tag_format.setFontWeight(QFont.Weight.Bold)
-        self.tag_format.setForeground(colour)  # type: ignore[arg-type]
+        self.tag_format.setForeground(colour)
 
     def highlightBlock(self, text: str) -> None:
         if TAG_LINE.match(text):
@@ -46,7 +46,8 @@ class LyricsEditor(QWidget):
         self.editor.setPlaceholderText("[verse]\nFirst lines…\n\n[chorus]\nThe hook…")
         self.editor.setToolTip("Lyrics to sing; start each part with a tag on its own line: [verse], [chorus]…")
         self.editor.textChanged.connect(self.changed)
-        self.highlighter = LyricsHighlighter(self.editor.document(), self.palette().link())
+        self.editor.setMinimumHeight(96)
+        self.highlighter = LyricsHighlighter(self.editor.document(), tag_colour(self.editor))
         self.insert_box = QComboBox()
         self.insert_box.setAccessibleName("insert section")
         self.insert_box.setToolTip("Insert a section tag at the cursor")
@@ -96,4 +97,17 @@ class LyricsEditor(QWidget):
         text = self.text()
         tags = section_tags(text)
         lines = sum(1 for line in text.splitlines() if line.strip() and not TAG_LINE.match(line))
-        self.count.setText(f"{len(tags)} sections · {lines} lines" if text.strip() else "")
+        counted = f"{_plural(len(tags), 'section')} · {_plural(lines, 'line')}"
+        self.count.setText(counted if text.strip() else "")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def tag_colour(editor: QPlainTextEdit) -> QColor:
+    """The theme's accent, lightened on a dark background so a tag reads as well as the text."""
+    colour = QColor(editor.palette().highlight().color())
+    if editor.palette().base().color().lightness() < 128:
+        colour = colour.lighter(160)
+    return colour

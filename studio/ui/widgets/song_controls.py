@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from studio.core.capabilities import Control
 from studio.core.requests import MusicRequest
@@ -43,19 +43,30 @@ class SongControls(QGroupBox):
         for beats in BEATS:
             self.time_signature.addItem(f"{beats}/4", beats)
         self.steps = spin_for(MusicRequest, "steps", "Denoising steps; 0 is the model's own default")
-        self.steps.setSpecialValueText("model's default")
+        self.steps.setSpecialValueText("default")
         self.shift = double_spin_for(MusicRequest, "shift", "Timestep shift; 0 is the model's own default")
-        self.shift.setSpecialValueText("model's default")
-        form = QFormLayout()
-        form.addRow("Language", self.language)
-        form.addRow("BPM", self.bpm)
-        form.addRow("Key", self.key)
-        form.addRow("Time", self.time_signature)
-        form.addRow("Steps", self.steps)
-        form.addRow("Shift", self.shift)
+        self.shift.setSpecialValueText("default")
+        # Two label–field pairs a row: the section must not push the tab's run controls off screen.
+        grid = QGridLayout()
+        pairs = [
+            ("Language", self.language),
+            ("BPM", self.bpm),
+            ("Key", self.key),
+            ("Time", self.time_signature),
+            ("Steps", self.steps),
+            ("Shift", self.shift),
+        ]
+        for index, (text, widget) in enumerate(pairs):
+            row, column = divmod(index, 2)
+            label = QLabel(text)
+            label.setBuddy(widget)
+            grid.addWidget(label, row, 2 * column)
+            grid.addWidget(widget, row, 2 * column + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.lyrics, 1)
-        layout.addLayout(form)
+        layout.addLayout(grid)
 
     def capability_widgets(self) -> dict[Control, list[QWidget]]:
         return {
