@@ -61,7 +61,9 @@ def test_the_song_section_shows_only_for_models_that_sing(window, qtbot, tiny_ac
     _choose(panel, qtbot, tiny_musicgen)
     assert not panel.song.isVisible() and not panel.song.lyrics.editor.isEnabled()
     assert panel.song.lyrics.editor.toolTip() == panel.model_info.why_unused(Control.LYRICS)
-    assert not panel.editing.isVisible()
+    # MusicGen edits on the waveform too, but only by extending on the right
+    assert panel.editing.isVisible() and not panel.editing.repaint_button.isEnabled()
+    assert "cannot repaint a region" in panel.editing.repaint_button.toolTip()
 
 
 def test_a_song_with_lyrics_then_a_dragged_region_repainted(window, qtbot, tiny_ace):
