@@ -55,14 +55,14 @@ def test_section_tags_are_highlighted_and_inserted_on_their_own_line(qtbot):
 def test_the_song_section_shows_only_for_models_that_sing(window, qtbot, tiny_ace, tiny_musicgen):
     panel = window.music_panel
     _choose(panel, qtbot, tiny_ace)
-    assert panel.song.isVisible() and panel.song.lyrics.editor.isEnabled() and panel.editing.isVisible()
+    assert panel.song_area.isVisible() and panel.song.lyrics.editor.isEnabled() and panel.editing_area.isVisible()
     assert panel.song.steps.isEnabled() and not panel.guidance.isEnabled()  # turbo: guidance distilled
     assert panel.song.steps.value() == 8 and panel.duration.value() == 30  # the model's suggested defaults
     _choose(panel, qtbot, tiny_musicgen)
-    assert not panel.song.isVisible() and not panel.song.lyrics.editor.isEnabled()
+    assert not panel.song_area.isVisible() and not panel.song.lyrics.editor.isEnabled()
     assert panel.song.lyrics.editor.toolTip() == panel.model_info.why_unused(Control.LYRICS)
     # MusicGen edits on the waveform too, but only by extending on the right
-    assert panel.editing.isVisible() and not panel.editing.repaint_button.isEnabled()
+    assert panel.editing_area.isVisible() and not panel.editing.repaint_button.isEnabled()
     assert "cannot repaint a region" in panel.editing.repaint_button.toolTip()
 
 

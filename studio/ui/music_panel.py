@@ -11,11 +11,13 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -108,7 +110,8 @@ class MusicPanel(GenerationPanel):
         left_layout.addLayout(form)
         self.song = SongControls()
         self.song.lyrics.changed.connect(self._update_buttons)
-        left_layout.addWidget(self.song, 3)
+        self.song_area = _scrolling(self.song)  # so the tab still fits a small screen at 200 %
+        left_layout.addWidget(self.song_area, 3)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.progress)
         left_layout.addWidget(self.hint)
@@ -149,7 +152,8 @@ class MusicPanel(GenerationPanel):
         right_layout.addWidget(self.now_playing)
         right_layout.addWidget(self.waveform, 2)
         right_layout.addWidget(self.player)
-        right_layout.addWidget(self.editing)
+        self.editing_area = _scrolling(self.editing)
+        right_layout.addWidget(self.editing_area)
         right_layout.addLayout(actions)
         right_layout.addWidget(QLabel("This session"))
         right_layout.addWidget(self.history, 1)
@@ -367,11 +371,20 @@ class MusicPanel(GenerationPanel):
         self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
         self.cancel_button.setEnabled(self.busy())
         self.apply_capabilities()
-        self.song.setVisible(self.uses(Control.LYRICS))  # only for models that sing
+        described = self.model_info is not None
+        self.song_area.setVisible(described and self.uses(Control.LYRICS))  # only for models that sing
         edits = (Control.REPAINT, Control.EXTEND, Control.COVER, Control.STEMS)
-        self.editing.setVisible(any(self.uses(control) for control in edits))
+        self.editing_area.setVisible(described and any(self.uses(control) for control in edits))
         self.update_hint(
             has_prompt=has_prompt,
             ask="Describe the music to generate it.",
             no_model="No music model found: add a MusicGen folder with 'studio models add FOLDER'.",
         )
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
