@@ -111,6 +111,7 @@ class MusicPanel(GenerationPanel):
         self.song = SongControls()
         self.song.lyrics.changed.connect(self._update_buttons)
         self.song_area = _scrolling(self.song)  # so the tab still fits a small screen at 200 %
+        self.song_area.setMinimumHeight(180)  # the lyrics and a row of fields, at the least
         left_layout.addWidget(self.song_area, 3)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.progress)
@@ -387,4 +388,5 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     area.setWidget(widget)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return area
