@@ -141,7 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regenerate.add_argument("item", metavar="ID_OR_FILE", help="a gallery item id, or a file Studio made")
     regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
+    _add_sweep_command(commands, {"text": text, "image": image, "music": music})
     return parser
+
+
+def _add_sweep_command(commands: Any, gen_kinds: dict[str, argparse.ArgumentParser]) -> None:
+    """``studio sweep KIND PROMPT --x FIELD=V1,V2 …``: every option of ``gen KIND`` (copied from
+    its parser, so an option added there is here too), plus the axes."""
+    sweep = commands.add_parser("sweep", help="an X/Y/Z sweep: a job per cell, then a labelled grid")
+    kinds = sweep.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for name, gen_kind in gen_kinds.items():
+        child = kinds.add_parser(
+            name,
+            parents=[gen_kind],
+            add_help=False,
+            help=f"sweep {name} settings",
+            description=f"Run one {name} job per cell of up to three axes, then save a grid with the axis values.",
+            epilog="Axis values: V1,V2,… ; ranges 1-5, 1-10 (+3), 1-2 [5]; prompt=SEARCH,REPLACE1,… replaces "
+            "SEARCH in the prompt (the first cell keeps it); size=512x512,768x768.",
+        )
+        for axis in ("x", "y", "z"):
+            child.add_argument(
+                f"--{axis}", metavar="FIELD=V1,V2", default=None, required=axis == "x", help=f"the {axis} axis"
+            )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -180,6 +202,8 @@ def run_command(args: argparse.Namespace) -> int:
             return _gallery_ai_training(args, services)
         if args.command == "regenerate":
             return _regenerate(args, services)
+        if args.command == "sweep":
+            return _sweep(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
     finally:
@@ -311,6 +335,64 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
         else:
             print(item.path, flush=True)
     return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace, services: Any) -> int:
+    """Queue a sweep's cells and grids; print each cell as it ends, then each grid item."""
+    from studio.core.sweep import parse_axis
+    from studio.runtime.sweeps import start_sweep
+
+    if not args.model:
+        from studio.runtime.services import make_catalog
+
+        args.model = default_model(make_catalog(services.settings).discover(), args.kind)
+        if not args.model:
+            raise StudioError(f"no {args.kind} model found: add one with 'studio models add FOLDER'")
+    events: queue.Queue[JobEvent] = queue.Queue()
+    services.worker.subscribe(events.put)
+    info_event = _wait_for_description(events, services.worker.describe_model(args.model))
+    base = _request_from_args(args, info_event.result if info_event is not None else None)
+    axes = [parse_axis(spec, base) for spec in (args.x, args.y, args.z) if spec]
+    jobs = start_sweep(services.worker, services.store, base, axes)
+    cells = {job: cell for cell, job in jobs.cells}
+    waiting = set(jobs.job_ids)
+    progress = _Progress(sys.stderr, enabled=not args.json)
+    failed = 0
+    try:
+        while waiting:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if event.job_id not in waiting or not event.is_terminal:
+                continue
+            waiting.discard(event.job_id)
+            done = len(jobs.cells) - sum(1 for job in cells if job in waiting)
+            progress.update(done, len(jobs.cells))
+            cell = cells.get(event.job_id)
+            label = ", ".join(cell.labels) if cell else "grid"
+            if event.kind is not EventKind.FINISHED:
+                failed += 1
+                progress.finish()
+                why = event.error if event.kind is EventKind.ERROR else "cancelled"
+                print(f"studio: {label}: {why}", file=sys.stderr)
+                continue
+            for item in event.result:
+                if args.json:
+                    data = item.to_dict()
+                    data["sweep"] = {"cell": list(cell.index), "labels": list(cell.labels)} if cell else {"grid": True}
+                    print(json.dumps(data, ensure_ascii=False), flush=True)
+                else:
+                    progress.finish()
+                    print(f"{'grid' if cell is None else label}: {item.path}", flush=True)
+    except KeyboardInterrupt:
+        for job in waiting:
+            services.worker.cancel(job)
+        progress.finish()
+        print("studio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    progress.finish()
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _wait_for_description(events: queue.Queue[JobEvent], described: str, timeout: float = 120.0) -> JobEvent | None:

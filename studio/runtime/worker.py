@@ -153,6 +153,28 @@ class Worker:
                 return None
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
 
+    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str:
+        """Run ``work`` on the worker thread once every job queued before it has run — a sweep's grid
+        after its cells. Its end is a ``finished`` event carrying what it returns (``info['kind']`` is
+        ``kind``), or an ``error`` naming what went wrong; cancelled while queued like any job."""
+        facts = {"kind": kind, **(info or {})}
+
+        def task(job: _Job) -> None:
+            if job.cancel.is_set():
+                self._emit(JobEvent(EventKind.CANCELLED, job.id, info=facts))
+                return
+            try:
+                items = work()
+            except StudioError as exc:
+                self._emit(JobEvent(EventKind.ERROR, job.id, error=str(exc), info=facts))
+                return
+            except Exception as exc:
+                self._emit_unexpected(job, kind, exc)
+                return
+            self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=facts))
+
+        return self._enqueue(_Job(_new_job_id(), None, task=task))
+
     def cancel(self, job_id: str) -> bool:
         """Drop a queued job at once, or ask the running one to stop. False if unknown."""
         with self._cond:
