@@ -12,6 +12,7 @@ import logging
 import queue
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -142,7 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.add_argument("item", metavar="ID_OR_FILE", help="a gallery item id, or a file Studio made")
     regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
     _add_sweep_command(commands, {"text": text, "image": image, "music": music})
+    _add_batch_command(commands, sub)
     return parser
+
+
+def _add_batch_command(commands: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
+    batch = sub(commands, "batch", "run the jobs of a plan file (TOML; see docs/BATCH.md), resumable after a kill")
+    batch.add_argument("plan", metavar="PLAN.toml")
+    batch.add_argument("--resume", action="store_true", help="skip every job of this plan already in the gallery")
 
 
 def _add_sweep_command(commands: Any, gen_kinds: dict[str, argparse.ArgumentParser]) -> None:
@@ -204,6 +212,8 @@ def run_command(args: argparse.Namespace) -> int:
             return _regenerate(args, services)
         if args.command == "sweep":
             return _sweep(args, services)
+        if args.command == "batch":
+            return _batch(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
     finally:
@@ -393,6 +403,58 @@ def _sweep(args: argparse.Namespace, services: Any) -> int:
         return EXIT_CANCELLED
     progress.finish()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _batch(args: argparse.Namespace, services: Any) -> int:
+    """Run a plan: a progress bar over its jobs and one line (JSON with --json) per item."""
+    from studio.runtime.batch import load_plan, run_plan
+    from studio.runtime.services import make_catalog
+
+    specs = make_catalog(services.settings).discover()
+    events: queue.Queue[JobEvent] = queue.Queue()
+    services.worker.subscribe(events.put)
+    native: dict[str, int] = {}
+
+    def model_defaults(kind: str, model: str) -> dict[str, Any]:
+        if kind != "image":
+            return {}
+        if model not in native:  # the model's native size, as gen and the window use
+            described = _wait_for_description(events, services.worker.describe_model(model))
+            info = described.result if described is not None else None
+            native[model] = int(getattr(info, "native_size", 0) or 0)
+        return {"width": native[model], "height": native[model]} if native[model] else {}
+
+    plan = load_plan(
+        Path(args.plan), default_model=lambda kind: default_model(specs, kind), model_defaults=model_defaults
+    )
+    progress = _Progress(sys.stderr, enabled=not args.json)
+
+    def on_item(job: Any, item: Any, skipped: bool) -> None:
+        if args.json:
+            data = {**item.to_dict(), "batch": {"plan": plan.name, "job": job.label, "skipped": skipped}}
+            print(json.dumps(data, ensure_ascii=False), flush=True)
+        elif not skipped:
+            progress.finish()
+            print(f"{job.label}: {item.path}", flush=True)
+
+    def on_failure(job: Any, why: str) -> None:
+        progress.finish()
+        print(f"studio: {job.label}: {why}", file=sys.stderr)
+
+    try:
+        outcome = run_plan(
+            plan, services.worker, services.store, resume=args.resume, on_item=on_item, on_failure=on_failure,
+            on_progress=progress.update, events=events,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        progress.finish()
+        print("studio: cancelled; run again with --resume to make the rest", file=sys.stderr)
+        return EXIT_CANCELLED
+    progress.finish()
+    if not args.json:
+        skipped = f", {outcome.skipped} already made" if outcome.skipped else ""
+        print(f"{plan.name}: {outcome.made} made{skipped}, {len(outcome.failed)} failed", file=sys.stderr)
+    return EXIT_FAILED if outcome.failed else EXIT_OK
 
 
 def _wait_for_description(events: queue.Queue[JobEvent], described: str, timeout: float = 120.0) -> JobEvent | None:

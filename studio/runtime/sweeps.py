@@ -95,7 +95,7 @@ def start_sweep(
         def grid_of(z: int) -> Callable[[], list[Any]]:
             def make() -> list[Any]:
                 try:
-                    return [_save_grid(store, base, jobs, z)]
+                    return [save_grid(store, base, jobs, z)]
                 finally:
                     remaining[0] -= 1
                     if remaining[0] == 0:
@@ -111,7 +111,10 @@ def start_sweep(
     return jobs
 
 
-def _save_grid(store: GalleryStore, base: Request, jobs: SweepJobs, z: int) -> GalleryItem:
+def save_grid(
+    store: GalleryStore, base: Request, jobs: SweepJobs, z: int, *, runtime: dict[str, Any] | None = None
+) -> GalleryItem:
+    """Compose and save the grid of Z value ``z`` from the cells' outcomes (an item, or why none)."""
     cells = [(cell, job) for cell, job in jobs.cells if cell.index[2] == z]
     columns = max(cell.index[0] for cell, _ in cells) + 1
     rows = max(cell.index[1] for cell, _ in cells) + 1
@@ -145,7 +148,7 @@ def _save_grid(store: GalleryStore, base: Request, jobs: SweepJobs, z: int) -> G
         app={"name": studio.APP_NAME, "version": studio.__version__},
         model=dict(first.model),
         request={**base.to_dict(), "sweep": describe(jobs.axes)},
-        runtime={"grid": True},
+        runtime={"grid": True, **(runtime or {})},
         output={"grid": grid, "width": width, "height": height},
     )
     return store.save(GeneratedOutput("image", pixels, {"grid": grid}), record)

@@ -72,6 +72,8 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     parent: str | None = None
     task: Callable[[_Job], None] | None = None  # internal work instead of a request
+    # Facts the caller adds to the record's ``runtime`` (a batch plan's job key, for --resume).
+    record_runtime: dict[str, Any] = field(default_factory=dict)
     load_s: float = 0.0  # seconds spent loading its model (0 when it was loaded already)
 
 
@@ -125,8 +127,10 @@ class Worker:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def submit(self, request: Request, *, parent: str | None = None) -> str:
-        return self._enqueue(_Job(_new_job_id(), request, parent=parent))
+    def submit(
+        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+    ) -> str:
+        return self._enqueue(_Job(_new_job_id(), request, parent=parent, record_runtime=dict(record_runtime or {})))
 
     def probe_device(self, *, preload_engines: bool = False) -> str:
         """Ask the worker to report its device (a ``device`` event); imports torch there. With
@@ -280,6 +284,8 @@ class Worker:
             if job.cancel.is_set():
                 raise JobCancelled()
             result = self._generate(job, request)
+            if job.record_runtime:
+                result = dataclasses.replace(result, runtime={**result.runtime, **job.record_runtime})
             if job.cancel.is_set():
                 self._remember_partial(job, result, request)
                 raise JobCancelled()
