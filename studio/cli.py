@@ -151,6 +151,14 @@ def _add_batch_command(commands: Any, sub: Callable[..., argparse.ArgumentParser
     batch = sub(commands, "batch", "run the jobs of a plan file (TOML; see docs/BATCH.md), resumable after a kill")
     batch.add_argument("plan", metavar="PLAN.toml")
     batch.add_argument("--resume", action="store_true", help="skip every job of this plan already in the gallery")
+    batch.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default="",
+        help="run the jobs on a Ray cluster: ray://HOST:PORT, or 'local' to start one on this machine "
+        "(needs the studio[cluster] extra); outputs are saved in this gallery",
+    )
+    batch.add_argument("--workers", type=int, default=2, metavar="N", help="Ray workers with --cluster local")
 
 
 def _add_sweep_command(commands: Any, gen_kinds: dict[str, argparse.ArgumentParser]) -> None:
@@ -441,15 +449,28 @@ def _batch(args: argparse.Namespace, services: Any) -> int:
         progress.finish()
         print(f"studio: {job.label}: {why}", file=sys.stderr)
 
+    runner: Any = services.worker
+    if args.cluster:
+        from studio.runtime.cluster import ClusterWorker
+
+        if args.workers < 1:
+            raise InvalidRequest("workers", "--workers must be at least 1")
+        runner = ClusterWorker(
+            services.store, address=args.cluster, workers=args.workers, data_dir=str(args.data_dir or "")
+        )
+        runner.subscribe(events.put)
     try:
         outcome = run_plan(
-            plan, services.worker, services.store, resume=args.resume, on_item=on_item, on_failure=on_failure,
+            plan, runner, services.store, resume=args.resume, on_item=on_item, on_failure=on_failure,
             on_progress=progress.update, events=events,
         )  # fmt: skip
     except KeyboardInterrupt:
         progress.finish()
         print("studio: cancelled; run again with --resume to make the rest", file=sys.stderr)
         return EXIT_CANCELLED
+    finally:
+        if runner is not services.worker:
+            runner.shutdown()
     progress.finish()
     if not args.json:
         skipped = f", {outcome.skipped} already made" if outcome.skipped else ""

@@ -32,7 +32,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import EventKind, JobEvent
@@ -40,7 +40,6 @@ from studio.core.requests import REQUEST_TYPES, SOURCE_FIELDS, Request
 from studio.core.sweep import Axis, Cell, expand, parse_axis
 from studio.gallery.store import GalleryItem, GalleryStore
 from studio.runtime.sweeps import SweepJobs, save_grid
-from studio.runtime.worker import Worker
 
 MAX_JOBS = 100_000
 _PLAN_KEYS = {"kind", "seeds", "count", "sweep"}
@@ -203,9 +202,23 @@ class BatchOutcome:
     failed: list[str] = field(default_factory=list)
 
 
+class JobRunner(Protocol):
+    """What runs a plan's jobs: the local ``Worker``, or a ``ClusterWorker`` over Ray actors."""
+
+    def submit(
+        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+    ) -> str: ...
+
+    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str: ...
+
+    def cancel(self, job_id: str) -> bool: ...
+
+    def subscribe(self, listener: Callable[[JobEvent], None]) -> Callable[[], None]: ...
+
+
 def run_plan(
     plan: Plan,
-    worker: Worker,
+    worker: JobRunner,
     store: GalleryStore,
     *,
     resume: bool,
