@@ -134,7 +134,7 @@ def shoot_states(shooter: Shooter, fresh: bool) -> None:
     image.show_status("")
     image.report_error(image.run_status, _FailedJob())
     shooter.window_state("image-error")
-    image.action_taken()
+    getattr(image, "action_taken", lambda: None)()
 
     gallery = window.gallery_panel
     tabs.setCurrentWidget(gallery)
@@ -152,6 +152,10 @@ def shoot_states(shooter: Shooter, fresh: bool) -> None:
         shooter.window_state("gallery-record")
         gallery.raw_toggle.setChecked(False)
 
+    menu = window.menuBar().actions()[2].menu()  # Models: its border in both themes
+    menu.popup(window.mapToGlobal(window.rect().center()))
+    shooter.save(menu, "models-menu")
+    menu.hide()
     from studio.ui.welcome import WelcomeDialog
 
     shooter.dialog(window.model_manager(), "model-manager")
@@ -221,6 +225,7 @@ def _run(out: Path, sizes: list[tuple[int, ...]], themes: list[str], readme: boo
         services.settings.set("welcome_shown", True)
         window = MainWindow(services)
         window.show()
+        services.worker.probe_device()  # as the app does at launch: the status bar and settings know the device
         shooter = Shooter(app, window, out)
         for fresh in (True, False):
             if not fresh:

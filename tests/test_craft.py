@@ -12,7 +12,7 @@ from studio.core.outputs import GeneratedOutput
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
 from studio.ui.gallery_model import ItemRole
 from studio.ui.main_window import MainWindow, first_geometry
-from studio.ui.model_card_view import card_markdown, split_front_matter
+from studio.ui.model_card_view import front_matter_html, split_front_matter
 from studio.ui.settings_dialog import GPU_ONLY, PAGES, SettingsDialog
 from studio.ui.theme import apply_theme, stylesheet
 from studio.ui.widgets.status_line import MessageTimeout
@@ -216,6 +216,8 @@ def test_detail_is_a_card_with_the_record_behind_a_toggle(window, qtbot):
     for expected in ("a fox", "tiny-model", "Seed", "7", "12", "euler", "64 × 48", "CPU (x86_64)"):
         assert expected in card, expected
     assert "sha256" not in card and "schema" not in card
+    if image.record.output.get("content_credentials") == "c2pa":
+        assert "signed (C2PA)" in card
     assert gallery.about.currentWidget() is gallery.card
     gallery.raw_toggle.setChecked(True)
     assert gallery.about.currentWidget() is gallery.details and "sha256" in gallery.details.toPlainText()
@@ -247,7 +249,8 @@ def test_strip_thumbnails_keep_their_colours_when_selected(qtbot):
 def test_model_card_front_matter_is_a_table():
     pairs, body = split_front_matter("---\nlicense: apache-2.0\ntags: [a, b]\n---\n# Title\n\n**bold**")
     assert ("license", "apache-2.0") in pairs and ("tags", "a, b") in pairs and body.startswith("# Title")
-    assert card_markdown("---\nlicense: mit\n---\ntext").startswith("| | |\n|---|---|\n| Licence | mit |")
+    table = front_matter_html([("license", "mit"), ("pipeline_tag", "text-generation")])
+    assert "Licence" in table and "Task" in table and "<table" in table
 
 
 def test_model_manager_renders_cards_and_shows_status_and_dtype(window, qtbot):

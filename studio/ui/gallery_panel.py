@@ -105,7 +105,7 @@ class GalleryDelegate(QStyledItemDelegate):
         light = app is not None and app.property("studio_theme") == "light"
         # Tile colours follow the theme (a stylesheet does not reach the palette a delegate paints with).
         tile, ink, faint = (
-            (QColor("#ffffff"), QColor("#1d1e22"), QColor("#6b6d75"))
+            (QColor("#eceef3"), QColor("#1d1e22"), QColor("#6b6d75"))
             if light
             else (QColor("#262830"), QColor("#e6e6e9"), QColor("#9a9ca6"))
         )

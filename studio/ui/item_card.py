@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
 
 _TRAINING = {"allowed": "allowed", "not_allowed": "not allowed", "not_stated": "not stated"}
-_CREDENTIALS = {"signed": "signed (C2PA)", "none": "none"}
+_CREDENTIALS = {"c2pa": "signed (C2PA)", "none": "none"}
 
 
 def local_time(stamp: str) -> str:
@@ -67,7 +67,8 @@ def card_rows(item: GalleryItem) -> list[tuple[str, str]]:
     dtype = runtime.get("dtype")
     add("Device", f"{device} ({dtype})" if device and dtype else device)
     add("Made from", record.parent)
-    add("Credentials", _CREDENTIALS.get(str(record.output.get("content_credentials", "none")), "none"))
+    credentials = str(record.output.get("content_credentials") or "none")
+    add("Credentials", _CREDENTIALS.get(credentials, credentials))
     add("May train AI", _TRAINING.get(record.ai_training or "not_stated", record.ai_training))
     if item.tags:
         add("Tags", ", ".join(item.tags))

@@ -3,8 +3,10 @@ rest rendered from Markdown (Qt's own CommonMark/GitHub reader) instead of shown
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QTextBrowser
 
 # Front-matter keys in words; the others are shown as they are written.
@@ -47,15 +49,14 @@ def split_front_matter(text: str) -> tuple[list[tuple[str, str]], str]:
     return pairs, "\n".join(lines[end + 1 :])
 
 
-def card_markdown(text: str) -> str:
-    """The card as Markdown with its front matter turned into a leading table."""
-    pairs, body = split_front_matter(text[:_CARD_LIMIT])
-    if not pairs:
-        return body
-    rows = "\n".join(
-        f"| {_LABELS.get(key, key.replace('_', ' '))} | {value.replace('|', '/')} |" for key, value in pairs
+def front_matter_html(pairs: list[tuple[str, str]]) -> str:
+    """The front matter's facts as a two-column table (labels in words)."""
+    rows = "".join(
+        f"<tr><td style='color:#8b8d96; padding-right:12px'>{html.escape(_LABELS.get(key, key.replace('_', ' ')))}"
+        f"</td><td>{html.escape(value)}</td></tr>"
+        for key, value in pairs
     )
-    return f"| | |\n|---|---|\n{rows}\n\n{body}"
+    return f"<table cellspacing='0' cellpadding='2'>{rows}</table>"
 
 
 def show_card(view: QTextBrowser, folder: Path) -> None:
@@ -69,4 +70,11 @@ def show_card(view: QTextBrowser, folder: Path) -> None:
     if not text.strip():
         view.setPlainText("No model card.")
         return
-    view.setMarkdown(card_markdown(text))
+    pairs, body = split_front_matter(text[:_CARD_LIMIT])
+    view.setMarkdown(body)
+    if pairs:  # the facts first, as a table; Markdown has no table without a header row
+        cursor = QTextCursor(view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.Start)
+        cursor.insertHtml(front_matter_html(pairs))
+        cursor.insertBlock()
+    view.moveCursor(QTextCursor.MoveOperation.Start)

@@ -91,7 +91,7 @@ class ModelManager(QDialog):
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
-        self.resize(1000, 620)
+        self.resize(1180, 680)
         self.services = services
         self.settings = services.settings
         self.specs: list[ModelSpec] = []
@@ -109,6 +109,7 @@ class ModelManager(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         self.table.setColumnWidth(1, 150)
         self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
         self.table.currentCellChanged.connect(lambda *_: self._show_selected())
         self.add_button = button("Add folder…", "add model folder", "Search another folder for models", self.add_folder)
         self.remove_button = button(
@@ -174,6 +175,7 @@ class ModelManager(QDialog):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([700, 460])
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(splitter, 1)

@@ -107,18 +107,18 @@ class SettingsDialog(QDialog):
             column.addWidget(control)
             column.addWidget(description)
             if no_gpu and setting.name in GPU_ONLY:
-                for widget in (control, description):
-                    widget.setEnabled(False)
+                control.setEnabled(False)
                 control.setToolTip(NO_GPU_REASON)
-                reason = QLabel(NO_GPU_REASON)
-                reason.setWordWrap(True)
-                reason.setAccessibleName(f"{setting.label} unavailable")
-                column.addWidget(reason)
             form = forms[page_of.get(setting.name, "General")]
             if isinstance(control, QCheckBox):
                 form.addRow(box)  # the check box carries the label itself: said once
             else:
                 form.addRow(setting.label, box)
+        if no_gpu:  # said once, above the options it greys out
+            note = QLabel(NO_GPU_REASON.replace("this does not apply", "the GPU options below do not apply"))
+            note.setWordWrap(True)
+            note.setAccessibleName("no GPU")
+            forms["Generation & device"].insertRow(0, note)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setAccessibleName("settings error")
