@@ -344,3 +344,61 @@ def _reopen(services):
     from studio.runtime.services import open_services
 
     return open_services(services.paths)
+
+
+# 8. A gallery-location setting that moves or adopts the gallery safely.
+def test_gallery_moves_to_an_empty_folder_at_the_next_start_every_file_checked(paths, tmp_path):
+    from studio.runtime.services import open_services
+
+    services = open_services(paths)
+    item = _save(services, "image", "a fox")
+    relative = item.path.relative_to(services.store.root)
+    old_root = services.store.root
+    dialog_target = tmp_path / "elsewhere" / "gallery"
+    services.settings.set("gallery_folder", str(dialog_target))
+    services.settings.set("gallery_move_from", str(old_root))
+    services.settings.save()
+    services.close()
+
+    moved = open_services(paths)
+    try:
+        assert moved.store.root == dialog_target
+        assert (dialog_target / relative).is_file() and not (old_root / relative).exists()
+        assert moved.store.get(item.id) is not None  # the index came along and still finds it
+        assert moved.settings.get("gallery_move_from") == ""
+    finally:
+        moved.close()
+
+
+def test_choosing_a_gallery_folder_adopts_moves_or_refuses(window, tmp_path, qtbot):
+    from studio.core.errors import StudioError
+    from studio.gallery.relocate import choose_gallery_folder, move_gallery
+
+    current = window.services.store.root
+    dialog = window.settings_dialog()
+    qtbot.addWidget(dialog)
+    empty = tmp_path / "new-gallery"
+    assert dialog.choose_gallery_folder(empty).action == "move"
+    other = tmp_path / "papers"
+    other.mkdir()
+    (other / "letter.txt").write_text("hello")
+    assert dialog.choose_gallery_folder(other) is None and "other files" in dialog.gallery_note.text()
+    existing = tmp_path / "old-gallery"
+    existing.mkdir()
+    (existing / "index.sqlite3").write_bytes(b"")
+    assert choose_gallery_folder(current, existing).action == "adopt"
+    assert dialog.choose_gallery_folder(existing).action == "adopt"
+    assert dialog.apply()
+    settings = window.services.settings
+    assert settings.get("gallery_folder") == str(existing.resolve()) and settings.get("gallery_move_from") == ""
+    with pytest.raises(StudioError):
+        choose_gallery_folder(current, current / "inside")
+    # A copy that cannot be made leaves the source whole.
+    source = tmp_path / "source"
+    (source / "day").mkdir(parents=True)
+    (source / "day" / "a.png").write_bytes(b"png")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(StudioError):
+        move_gallery(source, blocked)
+    assert (source / "day" / "a.png").read_bytes() == b"png"

@@ -253,6 +253,7 @@ class MainWindow(QMainWindow):
             self,
             device_info=getattr(self.services.worker, "device_info", None),
             paths=self.services.paths,
+            gallery_root=self.services.store.root,
         )
         dialog.applied.connect(self._settings_changed)
         return dialog

@@ -29,7 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.core.settings import Setting, Settings
+from studio.gallery.relocate import GalleryChoice, choose_gallery_folder
 from studio.ui.widgets.controls import button
 
 if TYPE_CHECKING:
@@ -59,12 +61,15 @@ class SettingsDialog(QDialog):
         *,
         device_info: dict[str, Any] | None = None,
         paths: StudioPaths | None = None,
+        gallery_root: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.resize(760, 520)
         self.settings = settings
         self.controls: dict[str, QWidget] = {}
+        self.gallery_root = gallery_root or (paths.gallery if paths is not None else None)
+        self.gallery_choice: GalleryChoice | None = None
         self.page_names = list(PAGES)
         self.sections = QListWidget()
         self.sections.setAccessibleName("settings pages")
@@ -140,8 +145,32 @@ class SettingsDialog(QDialog):
 
     def _folders_rows(self, form: QFormLayout, paths: StudioPaths) -> None:
         """Where Studio keeps things, each with a button that opens the folder."""
+        gallery_row = QHBoxLayout()
+        self.gallery_label = QLabel(str(self.gallery_root))
+        self.gallery_label.setWordWrap(True)
+        self.gallery_label.setAccessibleName("gallery folder")
+        self.gallery_note = QLabel()
+        self.gallery_note.setWordWrap(True)
+        self.gallery_note.setAccessibleName("gallery folder change")
+        gallery_row.addWidget(self.gallery_label, 1)
+        gallery_row.addWidget(
+            button(
+                "Change…",
+                "change gallery folder",
+                "Move the gallery to an empty folder, or use a folder that already holds a Studio gallery",
+                self._ask_gallery_folder,
+            )
+        )
+        gallery = self.gallery_root
+        if gallery is not None:
+            gallery_row.addWidget(
+                button(
+                    "Open", "open gallery folder", "Open the gallery folder", partial(_open_folder, self.gallery_root)
+                )
+            )
+        form.addRow("Gallery", gallery_row)
+        form.addRow("", self.gallery_note)
         for label, folder in (
-            ("Gallery", paths.gallery),
             ("Logs", paths.logs),
             ("Settings", paths.config),
             ("Cache", paths.cache),
@@ -160,6 +189,35 @@ class SettingsDialog(QDialog):
                 )
             )
             form.addRow(label, row)
+
+    def _ask_gallery_folder(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Where the gallery goes")
+        if folder:
+            self.choose_gallery_folder(Path(folder))
+
+    def choose_gallery_folder(self, target: Path) -> GalleryChoice | None:
+        """Say what choosing ``target`` does (move there, or adopt the gallery there); it happens
+        at the next start, when nothing has the gallery open. None (and why) when refused."""
+        if self.gallery_root is None:
+            return None
+        try:
+            choice = choose_gallery_folder(self.gallery_root, target)
+        except StudioError as exc:
+            self.gallery_choice = None
+            self.gallery_note.setText(str(exc))
+            return None
+        self.gallery_choice = None if choice.action == "same" else choice
+        notes = {
+            "same": "That is where the gallery is now.",
+            "move": f"When Studio starts next, the gallery moves to {choice.target}: every file is copied and "
+            "checked before the old ones are removed.",
+            "adopt": f"{choice.target} holds a Studio gallery: Studio uses it from the next start. The current "
+            f"gallery stays in {self.gallery_root}.",
+        }
+        self.gallery_note.setText(notes[choice.action])
+        return choice
 
     def _control(self, setting: Setting) -> QWidget:
         value = self.settings.get(setting.name)
@@ -198,6 +256,9 @@ class SettingsDialog(QDialog):
             if not by_name[name].accepts(value):
                 self.error.setText(f"{by_name[name].label}: {value!r} is not a valid value.")
                 return False
+        if self.gallery_choice is not None and self.gallery_root is not None:
+            values["gallery_folder"] = str(self.gallery_choice.target)
+            values["gallery_move_from"] = str(self.gallery_root) if self.gallery_choice.action == "move" else ""
         changed = [name for name, value in values.items() if self.settings.get(name) != value]
         for name in changed:
             self.settings.set(name, values[name])
