@@ -164,9 +164,7 @@ class SettingsDialog(QDialog):
         gallery = self.gallery_root
         if gallery is not None:
             gallery_row.addWidget(
-                button(
-                    "Open", "open gallery folder", "Open the gallery folder", partial(_open_folder, self.gallery_root)
-                )
+                button("Open", "open gallery folder", "Open the gallery folder", partial(_open_folder, gallery))
             )
         form.addRow("Gallery", gallery_row)
         form.addRow("", self.gallery_note)
