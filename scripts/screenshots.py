@@ -169,6 +169,10 @@ def shoot_states(shooter: Shooter, fresh: bool) -> None:
     else:
         shooter.dialog(settings, "settings")
     shooter.dialog(WelcomeDialog(window.services, window), "welcome")
+    from studio.ui.export_dialog import ExportDialog
+
+    items = gallery.selected_items()
+    shooter.dialog(ExportDialog(items, window.services.store.credentials, window.services.settings, window), "export")
     tabs.setCurrentWidget(window.image_panel)
 
 
