@@ -103,12 +103,8 @@ class MusicPanel(GenerationPanel):
         left_layout.addWidget(QLabel("Prompt"))
         left_layout.addWidget(self.prompt, 2)
         left_layout.addLayout(form)
-        left_layout.addLayout(buttons)
-        left_layout.addWidget(self.progress)
-        left_layout.addWidget(self.hint)
-        left_layout.addWidget(self.run_status)
-        left_layout.addWidget(self.details_button)
         left_layout.addStretch(1)
+        column = self.controls_column(left, buttons)
 
         self.now_playing = QLabel("Nothing loaded")
         self.now_playing.setWordWrap(True)
@@ -144,7 +140,7 @@ class MusicPanel(GenerationPanel):
         right_layout.addWidget(self.history, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
+        splitter.addWidget(column)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
