@@ -128,3 +128,56 @@ def test_cli_sweep_prints_each_cell_then_the_grid(data_dir):
     bad = studio_cli("sweep", "image", "fox", "--model", PATTERNS, "--x", "colour=1", data_dir=data_dir)
     assert bad.returncode == 2 and "no field 'colour'" in bad.stderr
     assert np.asarray(Image.open(lines[-1]["path"])).shape[2] == 3
+
+
+def test_the_sweep_dialog_checks_axes_as_they_are_typed(qtbot):
+    from studio.ui.sweep_dialog import SweepDialog
+
+    dialog = SweepDialog(BASE)
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+    (x_field, _), (y_field, y_values), _ = dialog._rows
+    assert x_field.currentData() == "seed" and ok.isEnabled() and "4 image jobs" in dialog.summary.text()
+    y_field.setCurrentIndex(y_field.findData("steps"))
+    y_values.setText("2, 0")
+    assert not ok.isEnabled() and "steps = 0" in dialog.summary.text()
+    y_values.setText("2, 3")
+    assert ok.isEnabled() and dialog.summary.text().startswith("4 × 2 = 8 image jobs")
+    assert [a.field for a in dialog.axes()] == ["seed", "steps"]
+
+
+def test_the_image_tab_queues_a_sweep_and_shows_its_cells_and_grid(qtbot, services, monkeypatch):
+    from helpers import show_active
+
+    from studio.ui.main_window import MainWindow
+    from studio.ui.sweep_dialog import SweepDialog
+
+    main = MainWindow(services)
+    qtbot.addWidget(main)
+    show_active(qtbot, main)
+    panel = main.image_panel
+    panel.model_picker.setCurrentIndex(panel.model_picker.findData(PATTERNS))
+    qtbot.keyClicks(panel.prompt, "a red fox")
+    panel.width_box.setValue(16)
+    panel.height_box.setValue(16)
+
+    def run_dialog(dialog):
+        _, x_values = dialog._rows[0]
+        x_values.setText("1, 2")
+        y_field, y_values = dialog._rows[1]
+        y_field.setCurrentIndex(y_field.findData("prompt"))
+        y_values.setText("red, blue")
+        return SweepDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(SweepDialog, "exec", run_dialog)
+    assert panel.sweep_button.isEnabled()
+    saved = []
+    panel.items_saved.connect(saved.extend)
+    panel.sweep_button.click()
+    assert "4 jobs" in panel.run_status.text()
+    qtbot.waitUntil(lambda: len(saved) == 5, timeout=120000)
+    grid = saved[-1]
+    assert grid.record.output["grid"]["cells"][1][1] == saved[3].id
+    assert [i.record.request["prompt"] for i in saved[:4]] == ["a red fox", "a red fox", "a blue fox", "a blue fox"]
+    qtbot.waitUntil(lambda: not panel.busy(), timeout=10000)
+    main.shutdown()

@@ -146,6 +146,10 @@ class ImagePanel(GenerationPanel):
         form.addRow("Strength", strength_row)
 
         buttons = self.build_run_controls()
+        self.sweep_button = button(
+            "Sweep…", "sweep", "Vary up to three settings (X/Y/Z): a job per cell and a labelled grid", self.open_sweep
+        )
+        buttons.insertWidget(2, self.sweep_button)
 
         controls = QWidget()
         left = QVBoxLayout(controls)
@@ -462,6 +466,7 @@ class ImagePanel(GenerationPanel):
         has_model = bool(self.model_picker.current_model())
         selected = self._selected_item() is not None
         self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.sweep_button.setEnabled(self.generate_button.isEnabled())
         self.cancel_button.setEnabled(self.busy())
         for widget in (self.vary_button, self.reuse_button):
             widget.setEnabled(selected)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QDialog,
     QDoubleSpinBox,
     QFrame,
     QHBoxLayout,
@@ -201,6 +202,33 @@ class GenerationPanel(QWidget):
     def submit(self, request: Request, parent: str | None = None) -> Job:
         """Queue ``request`` for this tab."""
         return self.jobs.submit(self.kind, request, parent)
+
+    def build_request(self) -> Request:
+        """The request the tab's controls describe (each tab builds its own)."""
+        raise NotImplementedError
+
+    def open_sweep(self) -> None:
+        """Sweep… : choose axes over the current request, then queue a job per cell and the grid."""
+        from studio.runtime.sweeps import start_sweep
+        from studio.ui.sweep_dialog import SweepDialog
+
+        try:
+            base = self.build_request()
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        dialog = SweepDialog(base, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            jobs = start_sweep(self.services.worker, self.services.store, base, dialog.axes())
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        self.jobs.claim_sweep(self.kind, [(cell.request, job) for cell, job in jobs.cells], jobs.grids, base.kind)
+        self.run_status.setText(f"Sweep queued: {len(jobs.cells)} jobs, then the grid")
+        self.show_waiting()
+        self.update_controls()
 
     def cancel(self) -> None:
         """Cancel the running job and everything this tab queued."""
