@@ -357,6 +357,7 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
 
 def _sweep(args: argparse.Namespace, services: Any) -> int:
     """Queue a sweep's cells and grids; print each cell as it ends, then each grid item."""
+    from studio.core.capabilities import FIELDS_OF_CONTROL
     from studio.core.sweep import parse_axis
     from studio.runtime.sweeps import start_sweep
 
@@ -371,6 +372,11 @@ def _sweep(args: argparse.Namespace, services: Any) -> int:
     info_event = _wait_for_description(events, services.worker.describe_model(args.model))
     base = _request_from_args(args, info_event.result if info_event is not None else None)
     axes = [parse_axis(spec, base) for spec in (args.x, args.y, args.z) if spec]
+    info = info_event.result if info_event is not None else None
+    for axis in axes:
+        for control, why in info.unused.items() if info is not None else ():
+            if axis.field in FIELDS_OF_CONTROL[control]:
+                raise InvalidRequest(axis.field, f"sweeping {axis.field} would make the same output each time: {why}")
     jobs = start_sweep(services.worker, services.store, base, axes)
     cells = {job: cell for cell, job in jobs.cells}
     waiting = set(jobs.job_ids)

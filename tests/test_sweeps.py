@@ -120,13 +120,15 @@ def test_a_cancelled_cell_is_a_marked_tile_and_the_rest_still_make_a_grid(servic
 def test_cli_sweep_prints_each_cell_then_the_grid(data_dir):
     result = studio_cli(
         "sweep", "image", "a red fox", "--model", PATTERNS, "--width", "16", "--height", "16",
-        "--x", "seed=1,2", "--y", "steps=2,3", "--json", data_dir=data_dir, check=True,
+        "--x", "seed=1,2", "--y", "prompt=red,blue", "--json", data_dir=data_dir, check=True,
     )  # fmt: skip
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["sweep"].get("cell") for line in lines[:4]] == [[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]
     assert lines[-1]["sweep"] == {"grid": True} and len(lines) == 5
     bad = studio_cli("sweep", "image", "fox", "--model", PATTERNS, "--x", "colour=1", data_dir=data_dir)
     assert bad.returncode == 2 and "no field 'colour'" in bad.stderr
+    ignored = studio_cli("sweep", "image", "fox", "--model", PATTERNS, "--x", "steps=2,3", data_dir=data_dir)
+    assert ignored.returncode == 2 and "same output each time" in ignored.stderr
     assert np.asarray(Image.open(lines[-1]["path"])).shape[2] == 3
 
 
@@ -137,13 +139,24 @@ def test_the_sweep_dialog_checks_axes_as_they_are_typed(qtbot):
     qtbot.addWidget(dialog)
     ok = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
     (x_field, _), (y_field, y_values), _ = dialog._rows
-    assert x_field.currentData() == "seed" and ok.isEnabled() and "4 image jobs" in dialog.summary.text()
+    assert x_field.currentData() == "seed" and ok.isEnabled() and dialog.summary.text() == "4 image jobs, then a grid"
     y_field.setCurrentIndex(y_field.findData("steps"))
     y_values.setText("2, 0")
     assert not ok.isEnabled() and "steps = 0" in dialog.summary.text()
     y_values.setText("2, 3")
     assert ok.isEnabled() and dialog.summary.text().startswith("4 × 2 = 8 image jobs")
     assert [a.field for a in dialog.axes()] == ["seed", "steps"]
+
+
+def test_the_sweep_dialog_greys_out_what_the_model_ignores(qtbot):
+    from studio.ui.sweep_dialog import SweepDialog
+
+    dialog = SweepDialog(BASE, unused={"steps": "this model paints in one pass"})
+    qtbot.addWidget(dialog)
+    field = dialog._rows[1][0]
+    index = field.findData("steps")
+    assert not field.model().item(index).isEnabled()
+    assert field.itemData(index, 3) == "this model paints in one pass"  # Qt.ToolTipRole
 
 
 def test_the_image_tab_queues_a_sweep_and_shows_its_cells_and_grid(qtbot, services, monkeypatch):

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.capabilities import Control, ModelInfo
+from studio.core.capabilities import FIELDS_OF_CONTROL, Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
 from studio.core.models import ModelSpec, starting_defaults
@@ -217,7 +217,11 @@ class GenerationPanel(QWidget):
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return
-        dialog = SweepDialog(base, self)
+        info = self.model_info
+        unused = {
+            name: why for control, why in (info.unused.items() if info else ()) for name in FIELDS_OF_CONTROL[control]
+        }
+        dialog = SweepDialog(base, self, unused=unused)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -58,10 +59,11 @@ _FIELDS = {
 class SweepDialog(QDialog):
     """Choose a sweep's axes over ``base``; ``axes()`` once accepted."""
 
-    def __init__(self, base: Request, parent: QWidget | None = None) -> None:
+    def __init__(self, base: Request, parent: QWidget | None = None, *, unused: dict[str, str] | None = None) -> None:
+        """``unused``: fields the model does not read (field → why): offered greyed out, with the reason."""
         super().__init__(parent)
         self.setWindowTitle("Sweep")
-        seed = base.seed if base.seed is not None else 0
+        seed = base.seed if base.seed is not None else 1
         self._base = dataclasses.replace(base, seed=seed)
         self._axes: list[Axis] = []
         fields = _FIELDS.get(base.kind, [])
@@ -73,6 +75,11 @@ class SweepDialog(QDialog):
             field.addItem("—", "")
             for key, label, _ in fields:
                 field.addItem(label, key)
+                why = (unused or {}).get(key)
+                if why:  # a sweep over a setting the model ignores would make the same image N times
+                    position = field.count() - 1
+                    field.model().item(position).setEnabled(False)  # type: ignore[attr-defined]
+                    field.setItemData(position, why, Qt.ItemDataRole.ToolTipRole)
             values = QLineEdit()
             values.setAccessibleName(f"{name} axis values")
             values.setToolTip("Values separated by commas; ranges 1-5, 1-10 (+3), 1-2 [5]")
@@ -106,9 +113,8 @@ class SweepDialog(QDialog):
     def _field_changed(self, field: QComboBox, values: QLineEdit) -> None:
         example = {key: hint for key, _, hint in _FIELDS.get(self._base.kind, [])}.get(field.currentData(), "")
         values.setPlaceholderText(example)
-        if field.currentData() == "prompt" and not values.text():
-            first = self._base.prompt.split()[0] if self._base.prompt.split() else ""
-            values.setText(first)
+        if field.currentData() == "prompt":
+            values.setPlaceholderText("the words to replace first, then what replaces them: red, blue, golden")
         self._check()
 
     def _check(self) -> None:
@@ -127,7 +133,9 @@ class SweepDialog(QDialog):
             return
         shape = " × ".join(str(len(axis.values)) for axis in self._axes)
         grids = len(self._axes[2].values) if len(self._axes) > 2 else 1
-        self.summary.setText(f"{shape} = {len(cells)} {self._base.kind} jobs, then {grids} grid(s)")
+        jobs = f"{shape} = {len(cells)}" if len(self._axes) > 1 else str(len(cells))
+        grid_words = "a grid" if grids == 1 else f"{grids} grids (one per Z value)"
+        self.summary.setText(f"{jobs} {self._base.kind} jobs, then {grid_words}")
         ok.setEnabled(True)
 
     def axes(self) -> list[Axis]:
