@@ -72,6 +72,7 @@ class SweepDialog(QDialog):
         for index, name in enumerate(("X", "Y", "Z")):
             field = QComboBox()
             field.setAccessibleName(f"{name} axis field")
+            field.view().setMinimumWidth(240)  # the list shows whole names ("Negative prompt")
             field.addItem("—", "")
             for key, label, _ in fields:
                 field.addItem(label, key)
