@@ -110,15 +110,11 @@ class MusicPanel(GenerationPanel):
         left_layout.addLayout(form)
         self.song = SongControls()
         self.song.lyrics.changed.connect(self._update_buttons)
-        self.song_area = _scrolling(self.song)  # so the tab still fits a small screen at 200 %
-        self.song_area.setMinimumHeight(180)  # the lyrics and a row of fields, at the least
+        # The column scrolls as a whole (controls_column); the song fields are part of it.
+        self.song_area = self.song
         left_layout.addWidget(self.song_area, 3)
-        left_layout.addLayout(buttons)
-        left_layout.addWidget(self.progress)
-        left_layout.addWidget(self.hint)
-        left_layout.addWidget(self.run_status)
-        left_layout.addWidget(self.details_button)
         left_layout.addStretch(1)
+        column = self.controls_column(left, buttons)
 
         self.now_playing = QLabel("Nothing loaded")
         self.now_playing.setWordWrap(True)
@@ -160,7 +156,7 @@ class MusicPanel(GenerationPanel):
         right_layout.addWidget(self.history, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
+        splitter.addWidget(column)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)

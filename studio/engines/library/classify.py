@@ -162,6 +162,8 @@ def _inspect_studio_format(
         if not vocabulary.is_file():
             return spec(False, f"missing files: the melody vocabulary {vocabulary.name}")
         facts["dtype"] = weights_dtype(path, recursive=False)
+    elif fmt == PATTERNS:
+        facts["dtype"] = "float32"  # no weight files: drawn from the seed as float32 when it paints
     return spec(True)
 
 
