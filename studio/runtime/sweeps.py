@@ -1,4 +1,4 @@
-"""Running a sweep: its cells as ordinary jobs on the worker, then one grid item per Z value.
+"""Running a sweep: its cells as ordinary jobs on the worker, then (for images) one grid item per Z value.
 
 The cells queue like any job (cancel one or all; each is a gallery item with its own record). The
 grid of each Z value is a worker task queued after the cells, so it runs once they have all ended,
@@ -81,15 +81,19 @@ def start_sweep(
             jobs.outcome[event.job_id] = f"failed: {event.error}"
         if on_cell is not None:
             on_cell(cell, event)
+        if base.kind != "image" and len(jobs.outcome) == len(by_job):
+            unsubscribe()  # no grid to wait for
 
     unsubscribe = worker.subscribe(listen)
     try:
         with lock:
             for cell in cells:
-                job = worker.submit(cell.request)
+                facts = {"sweep": {"cell": list(cell.index), "labels": list(cell.labels)}}
+                job = worker.submit(cell.request, record_runtime=facts)
                 by_job[job] = cell
                 jobs.cells.append((cell, job))
-        z_count = max(cell.index[2] for cell in cells) + 1
+        # A grid is a picture of pictures: text and music sweeps are their cells alone.
+        z_count = max(cell.index[2] for cell in cells) + 1 if base.kind == "image" else 0
         remaining = [z_count]
 
         def grid_of(z: int) -> Callable[[], list[Any]]:

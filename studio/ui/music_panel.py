@@ -103,6 +103,10 @@ class MusicPanel(GenerationPanel):
         form.addRow("Melody", melody_row)
 
         buttons = self.build_run_controls()
+        self.sweep_button = button(
+            "Sweep…", "sweep", "Vary up to three settings (X/Y/Z): a piece per cell", self.open_sweep
+        )
+        buttons.insertWidget(2, self.sweep_button)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(QLabel("Prompt"))
@@ -366,6 +370,7 @@ class MusicPanel(GenerationPanel):
         has_prompt = bool(self.prompt.toPlainText().strip()) or bool(self._continuation())
         has_model = bool(self.model_picker.current_model())
         self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.sweep_button.setEnabled(self.generate_button.isEnabled())
         self.cancel_button.setEnabled(self.busy())
         self.apply_capabilities()
         described = self.model_info is not None

@@ -230,7 +230,8 @@ class GenerationPanel(QWidget):
             self.run_status.setText(str(exc))
             return
         self.jobs.claim_sweep(self.kind, [(cell.request, job) for cell, job in jobs.cells], jobs.grids, base.kind)
-        self.run_status.setText(f"Sweep queued: {len(jobs.cells)} jobs, then the grid")
+        then = ", then the grid" if jobs.grids else ""
+        self.run_status.setText(f"Sweep queued: {len(jobs.cells)} jobs{then}")
         self.show_waiting()
         self.update_controls()
 

@@ -136,7 +136,8 @@ class SweepDialog(QDialog):
         grids = len(self._axes[2].values) if len(self._axes) > 2 else 1
         jobs = f"{shape} = {len(cells)}" if len(self._axes) > 1 else str(len(cells))
         grid_words = "a grid" if grids == 1 else f"{grids} grids (one per Z value)"
-        self.summary.setText(f"{jobs} {self._base.kind} jobs, then {grid_words}")
+        then = f", then {grid_words}" if self._base.kind == "image" else ""
+        self.summary.setText(f"{jobs} {self._base.kind} jobs{then}")
         ok.setEnabled(True)
 
     def axes(self) -> list[Axis]:
