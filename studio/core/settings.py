@@ -184,6 +184,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("welcome_shown", False, "Welcome shown", "The first-run welcome was shown.", _is_bool, internal=True),
     Setting("window_state", {}, "Window state", "Size, splitters and the last tab.", _is_state_map, internal=True),
+    Setting(
+        "gallery_folder",
+        "",
+        "Gallery folder",
+        "Where outputs are saved; empty: the gallery folder in Studio's data folder.",
+        _is_str,
+        internal=True,  # chosen on the settings' General page, which moves or adopts the gallery safely
+    ),
+    Setting(
+        "gallery_move_from",
+        "",
+        "Gallery to move",
+        "A gallery folder whose files move to the gallery folder when Studio starts next.",
+        _is_str,
+        internal=True,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -22,6 +22,7 @@ MUSICGEN = "musicgen"
 DIFFUSERS_AUDIO = "diffusers-audio"
 MELODY = "melody"
 GGUF = "gguf"
+ACE_STEP = "ace-step"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ ENGINES: dict[str, EngineEntry] = {
         EngineEntry(DIFFUSERS_AUDIO, "music", _E + "diffusers_audio:DiffusersAudioEngine", "diffusers audio pipeline"),
         EngineEntry(MELODY, "music", _E + "melody:MelodyEngine", "Studio melody model"),
         EngineEntry(GGUF, "text", _E + "gguf_text:GGUFTextEngine", "GGUF (llama.cpp)"),
+        EngineEntry(ACE_STEP, "music", _E + "ace_step:AceStepEngine", "ACE-Step song model"),
     )
 }
 

@@ -86,7 +86,8 @@ class TextPanel(GenerationPanel):
         self.stop_strings.setAccessibleName("stop strings")
         self.stop_strings.setToolTip("Generation stops when the text contains one of these (one per line).")
         self.stop_strings.setPlaceholderText("one per line")
-        self.stop_strings.setMaximumHeight(50)
+        # Two lines and the frame: the placeholder is never clipped.
+        self.stop_strings.setFixedHeight(self.stop_strings.fontMetrics().lineSpacing() * 2 + 20)
 
         common = QFormLayout()
         common.addRow("Model", self.model_picker)
@@ -139,10 +140,7 @@ class TextPanel(GenerationPanel):
         left_layout.addLayout(common)
         left_layout.addWidget(self.more_toggle)
         left_layout.addWidget(self.more)
-        left_layout.addLayout(buttons)
-        left_layout.addWidget(self.hint)
-        left_layout.addWidget(self.run_status)
-        left_layout.addWidget(self.details_button)
+        column = self.controls_column(left, buttons)
 
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
@@ -196,7 +194,7 @@ class TextPanel(GenerationPanel):
         right_layout.addWidget(self.history)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
+        splitter.addWidget(column)
         self.output_stack = QStackedWidget()  # continuation output, or the chat for chat models
         self.continuation_page = right
         self.output_stack.addWidget(right)
