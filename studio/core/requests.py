@@ -169,14 +169,38 @@ class TextRequest(_Request):
     stop: tuple[str, ...] = ()
     # Text already written that generation continues ("Continue" in the text tab).
     continue_from: str = ""
+    # Min-p sampling (llama.cpp, transformers): drop tokens less likely than this share of the likeliest.
+    min_p: float = field(default=0.0, metadata=limit(0.0, 1.0, step=0.01, label="Min p", hint=" (0 turns it off)"))
+    # A conversation (``studio.core.conversation``): the earlier turns on the path being answered,
+    # oldest first, as (role, content); the conversation's id; the turn the new message follows
+    # ("" for the first); ``reply_to``: an existing user turn answered again (regenerate, continue).
+    messages: tuple[tuple[str, str], ...] = ()
+    conversation: str = ""
+    turn_parent: str = ""
+    reply_to: str = ""
 
     def _validate(self) -> None:
+        _validate_conversation(self)
         if not isinstance(self.continue_from, str):
             raise InvalidRequest("continue_from", "the text to continue must be text")
         if not self.prompt.strip():
             raise InvalidRequest("prompt", "write a prompt first")
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) and s for s in self.stop):
             raise InvalidRequest("stop", "stop strings must be non-empty text")
+
+
+def _validate_conversation(request: TextRequest) -> None:
+    messages = request.messages
+    if not isinstance(messages, tuple) or not all(
+        isinstance(m, tuple) and len(m) == 2 and m[0] in ("user", "assistant") and isinstance(m[1], str)
+        for m in messages
+    ):
+        raise InvalidRequest("messages", "earlier turns must be (role, text) pairs, role user or assistant")
+    for name in ("conversation", "turn_parent", "reply_to"):
+        if not isinstance(getattr(request, name), str):
+            raise InvalidRequest(name, f"{name} must be an id")
+    if (request.turn_parent or request.reply_to or messages) and not request.conversation:
+        raise InvalidRequest("conversation", "earlier turns belong to a conversation: give its id")
 
 
 @dataclass(frozen=True)
@@ -238,16 +262,72 @@ class MusicRequest(_Request):
     audio_prompt: str = ""
     # A melody to follow (a file path), for MusicGen Melody models.
     melody: str = ""
+    # Songs (ACE-Step): lyrics with section tags ([verse], [chorus]…), their language, the song's facts.
+    lyrics: str = ""
+    language: str = ""  # a language code ("en", "ja"…); "" is the model's default (English)
+    bpm: int = field(default=0, metadata=limit(0, 300, label="BPM", hint=" (0 lets the model choose)"))
+    key: str = ""  # "D major", "F# minor"; "" lets the model choose
+    time_signature: int = field(
+        default=0, metadata=limit(0, 12, label="Beats per bar", hint=" (0 lets the model choose)")
+    )
+    steps: int = field(default=0, metadata=limit(0, 200, label="Steps", hint=" (0 is the model's own default)"))
+    shift: float = field(
+        default=0.0, metadata=limit(0.0, 10.0, step=0.5, label="Shift", hint=" (0 is the model's own default)")
+    )
+    # Editing a clip (a file path): ``edit`` says what to do with it (one of ``MUSIC_EDITS``).
+    init_audio: str = ""
+    edit: str = ""
+    repaint_start: float = field(
+        default=0.0, metadata=limit(0.0, 600.0, step=0.1, label="Region start", unit="seconds")
+    )
+    repaint_end: float = field(default=0.0, metadata=limit(0.0, 600.0, step=0.1, label="Region end", unit="seconds"))
+    extend_left: float = field(default=0.0, metadata=limit(0.0, 600.0, step=1.0, label="Extend left", unit="seconds"))
+    extend_right: float = field(default=0.0, metadata=limit(0.0, 600.0, step=1.0, label="Extend right", unit="seconds"))
+    cover_strength: float = field(
+        default=1.0,
+        metadata=limit(0.0, 1.0, step=0.05, label="Cover strength", hint=" (1 keeps the most of the source)"),
+    )
+    track: str = ""  # the stem to add (layer) or extract: "vocals", "drums", "bass"…
 
     def _validate(self) -> None:
-        if not self.prompt.strip() and not self.audio_prompt:
+        if not self.prompt.strip() and not self.audio_prompt and not self.init_audio:
             raise InvalidRequest("prompt", "write a prompt first (or continue a clip)")
-        for name in ("audio_prompt", "melody"):
+        for name in ("audio_prompt", "melody", "init_audio"):
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise InvalidRequest(name, f"{name} must be a file path")
             if value and not os.path.isfile(value):
                 raise InvalidRequest(name, f"the audio file {value} does not exist")
+        _validate_music_edit(self)
+
+
+# What a music request can do to its ``init_audio``.
+MUSIC_EDITS = ("repaint", "extend", "cover", "layer", "extract")
+
+
+def _validate_music_edit(request: MusicRequest) -> None:
+    for name in ("lyrics", "language", "key", "edit", "track"):
+        if not isinstance(getattr(request, name), str):
+            raise InvalidRequest(name, f"{name} must be text")
+    edit = request.edit
+    if edit and edit not in MUSIC_EDITS:
+        raise InvalidRequest("edit", f"edit must be one of {', '.join(MUSIC_EDITS)}, got {edit!r}")
+    if edit and not request.init_audio:
+        raise InvalidRequest("init_audio", f"choose the clip to {edit}")
+    if request.init_audio and not edit:
+        raise InvalidRequest("edit", f"say what to do with the clip: {', '.join(MUSIC_EDITS)}")
+    if request.init_audio and request.audio_prompt:
+        raise InvalidRequest("audio_prompt", "edit a clip or continue one, not both at once")
+    if edit == "repaint":
+        start, end = request.repaint_start, request.repaint_end
+        if not start and not end:
+            raise InvalidRequest("repaint_end", "choose the region to repaint (start and end, in seconds)")
+        if end <= start:
+            raise InvalidRequest("repaint_end", f"the region to repaint is empty: it ends ({end} s) before it starts")
+    if edit == "extend" and request.extend_left <= 0 and request.extend_right <= 0:
+        raise InvalidRequest("extend_right", "say how many seconds to add on the left or the right")
+    if edit in ("layer", "extract") and not request.track.strip():
+        raise InvalidRequest("track", f"name the stem to {'add' if edit == 'layer' else 'extract'} (vocals, drums…)")
 
 
 @dataclass(frozen=True)
@@ -309,6 +389,8 @@ def request_from_dict(data: dict[str, Any]) -> Request:
         values["stop"] = tuple(values["stop"])
     if "outpaint" in values and isinstance(values["outpaint"], list):
         values["outpaint"] = tuple(values["outpaint"])
+    if "messages" in values and isinstance(values["messages"], list):
+        values["messages"] = tuple(tuple(m) if isinstance(m, list) else m for m in values["messages"])
     try:
         return cls(**values)  # type: ignore[return-value]
     except TypeError as exc:

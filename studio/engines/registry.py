@@ -23,6 +23,8 @@ DIFFUSERS_AUDIO = "diffusers-audio"
 MELODY = "melody"
 UPSCALER = "upscaler"
 LANCZOS = "lanczos"
+GGUF = "gguf"
+ACE_STEP = "ace-step"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ ENGINES: dict[str, EngineEntry] = {
         EngineEntry(MELODY, "music", _E + "melody:MelodyEngine", "Studio melody model"),
         EngineEntry(UPSCALER, "upscaler", _E + "upscaler:UpscalerEngine", "spandrel upscaler"),
         EngineEntry(LANCZOS, "upscaler", _E + "upscaler:LanczosEngine", "Lanczos resampling (no model)"),
+        EngineEntry(GGUF, "text", _E + "gguf_text:GGUFTextEngine", "GGUF (llama.cpp)"),
+        EngineEntry(ACE_STEP, "music", _E + "ace_step:AceStepEngine", "ACE-Step song model"),
     )
 }
 

@@ -79,6 +79,17 @@ class Marking:
         request = (self.record or {}).get("request", {})
         return str(request.get("prompt", "")) if isinstance(request, dict) else ""
 
+    @property
+    def lyrics(self) -> str:
+        """The lyrics sung, for a song: what the model read (``runtime.lyrics_sung``, when it kept
+        only part of them), else what was asked."""
+        record = self.record or {}
+        request, runtime = record.get("request", {}), record.get("runtime", {})
+        if not isinstance(request, dict) or not request.get("lyrics"):
+            return ""
+        sung = runtime.get("lyrics_sung") if isinstance(runtime, dict) else None
+        return str(sung if isinstance(sung, str) else request.get("lyrics", ""))
+
 
 def marking_for(
     record: ProvenanceRecord,
@@ -98,7 +109,7 @@ def marking_for(
     parameters = ""
     if not embed_prompt:
         request = dict(data["request"])
-        for key in ("prompt", "negative", "system"):
+        for key in ("prompt", "negative", "system", "lyrics"):
             if key in request:
                 request[key] = ""
         data["request"] = request
@@ -220,6 +231,8 @@ def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: s
             fields["AI_SYSTEM"] = marking.model_name
         if marking.prompt:
             fields["DESCRIPTION"] = marking.prompt
+        if marking.lyrics:
+            fields["LYRICS"] = marking.lyrics  # the Vorbis field players show; ID3 has its own frame (USLT)
     if suffix in (".flac", ".ogg"):
         _write_vorbis_comments(path, suffix, fields)
     else:
@@ -249,17 +262,20 @@ def _write_vorbis_comments(path: Path, suffix: str, fields: dict[str, str]) -> N
 
 
 def _write_id3(path: Path, suffix: str, fields: dict[str, str]) -> None:
-    from mutagen.id3 import TSSE, TXXX
+    from mutagen.id3 import TSSE, TXXX, USLT
 
     # mutagen's frame classes are not annotated: constructors taking keywords.
     encoder_frame: Callable[..., Any] = TSSE
     text_frame: Callable[..., Any] = TXXX
+    lyrics_frame: Callable[..., Any] = USLT
     audio = _open_audio(path, suffix)
     if audio.tags is None:
         audio.add_tags()
     for key, value in fields.items():
         if key == "ENCODER":
             audio.tags.add(encoder_frame(encoding=3, text=[value]))
+        elif key == "LYRICS":
+            audio.tags.add(lyrics_frame(encoding=3, lang="und", desc="", text=value))
         else:
             audio.tags.add(text_frame(encoding=3, desc=key, text=[value]))
     audio.save()

@@ -498,6 +498,16 @@ class GalleryStore:
         rows = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE id IN ({marks})", item_ids)
         return {row[0]: self._item(row) for row in rows}
 
+    def batch_keys(self, plan: str) -> dict[str, str]:
+        """The job keys of a batch plan already in the gallery (not in the trash), each with its item
+        id: what ``studio batch --resume`` skips."""
+        rows = self._db().execute(
+            "SELECT json_extract(record, '$.runtime.batch.key'), id FROM items"
+            " WHERE deleted_at IS NULL AND json_extract(record, '$.runtime.batch.plan') = ?",
+            (plan,),
+        )
+        return {str(key): str(item_id) for key, item_id in rows if key}
+
     def models(self) -> builtins.list[str]:
         rows = self._db().execute("SELECT DISTINCT model FROM items WHERE deleted_at IS NULL AND model != ''")
         return sorted(row[0] for row in rows)

@@ -227,6 +227,8 @@ def regenerate(
         raise StudioError(
             f"{record.id} is a derivative of {record.derived_from.get('id', 'another item')}: regenerate that one"
         )
+    if record.output.get("grid"):
+        raise StudioError(f"{record.id} is a sweep's grid, made of its cells: regenerate a cell")
     if record.runtime.get("imported_from"):
         raise StudioError(f"{record.id} was imported from another tool: Studio has no model run to repeat")
     spec, digest_now = find_model(record, catalog, fingerprints)

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import studio
 from studio.core.capabilities import ModelInfo
@@ -35,7 +35,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
-from studio.core.requests import MAX_SEED, Request, default_task, source_file
+from studio.core.requests import MAX_SEED, Request, TextRequest, default_task, source_file
 from studio.engines import registry
 from studio.engines.base import RunContext
 from studio.runtime.model_cache import ModelCache
@@ -72,6 +72,8 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     parent: str | None = None
     task: Callable[[_Job], None] | None = None  # internal work instead of a request
+    # Facts the caller adds to the record's ``runtime`` (a batch plan's job key, for --resume).
+    record_runtime: dict[str, Any] = field(default_factory=dict)
     load_s: float = 0.0  # seconds spent loading its model (0 when it was loaded already)
 
 
@@ -125,8 +127,10 @@ class Worker:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def submit(self, request: Request, *, parent: str | None = None) -> str:
-        return self._enqueue(_Job(_new_job_id(), request, parent=parent))
+    def submit(
+        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+    ) -> str:
+        return self._enqueue(_Job(_new_job_id(), request, parent=parent, record_runtime=dict(record_runtime or {})))
 
     def probe_device(self, *, preload_engines: bool = False) -> str:
         """Ask the worker to report its device (a ``device`` event); imports torch there. With
@@ -152,6 +156,28 @@ class Worker:
             if job_id not in self._partials:
                 return None
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
+
+    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str:
+        """Run ``work`` on the worker thread once every job queued before it has run — a sweep's grid
+        after its cells. Its end is a ``finished`` event carrying what it returns (``info['kind']`` is
+        ``kind``), or an ``error`` naming what went wrong; cancelled while queued like any job."""
+        facts = {"kind": kind, **(info or {})}
+
+        def task(job: _Job) -> None:
+            if job.cancel.is_set():
+                self._emit(JobEvent(EventKind.CANCELLED, job.id, info=facts))
+                return
+            try:
+                items = work()
+            except StudioError as exc:
+                self._emit(JobEvent(EventKind.ERROR, job.id, error=str(exc), info=facts))
+                return
+            except Exception as exc:
+                self._emit_unexpected(job, kind, exc)
+                return
+            self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=facts))
+
+        return self._enqueue(_Job(_new_job_id(), None, task=task))
 
     def cancel(self, job_id: str) -> bool:
         """Drop a queued job at once, or ask the running one to stop. False if unknown."""
@@ -258,6 +284,8 @@ class Worker:
             if job.cancel.is_set():
                 raise JobCancelled()
             result = self._generate(job, request)
+            if job.record_runtime:
+                result = dataclasses.replace(result, runtime={**result.runtime, **job.record_runtime})
             if job.cancel.is_set():
                 self._remember_partial(job, result, request)
                 raise JobCancelled()
@@ -355,6 +383,10 @@ class Worker:
         return self._device[1]
 
     def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:
+        if isinstance(request, TextRequest) and request.conversation:  # a chat turn: into its conversation
+            from studio.gallery.conversations import save_exchange
+
+            return [save_exchange(cast(Any, self._store), request, result)]  # the gallery's store
         items = []
         derived_from, parent_file = self._derivation(result, request, parent)
         if derived_from is not None and derived_from.get("id"):

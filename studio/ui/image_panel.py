@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
-    QScrollArea,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from studio.ui.panel_base import GenerationPanel, SpinBox
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, editor_range, spin_for
 from studio.ui.widgets.image_view import ImageView, StartImageBox, dropped_image_path, qimage_from_array
 from studio.ui.widgets.model_picker import ModelPicker
+from studio.ui.widgets.thumbnail_icon import untinted_icon
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -152,6 +152,10 @@ class ImagePanel(GenerationPanel):
 
         buttons = self.build_run_controls()
         self.edits.editor.status.connect(self.run_status.setText)
+        self.sweep_button = button(
+            "Sweep…", "sweep", "Vary up to three settings (X/Y/Z): a job per cell and a labelled grid", self.open_sweep
+        )
+        buttons.insertWidget(2, self.sweep_button)
 
         controls = QWidget()
         left = QVBoxLayout(controls)
@@ -160,18 +164,8 @@ class ImagePanel(GenerationPanel):
         left.addWidget(self.negative)
         left.addLayout(form)
         left.addWidget(self.edits)
-        left.addLayout(buttons)
-        left.addWidget(self.progress)
-        left.addWidget(self.hint)
-        left.addWidget(self.run_status)
-        left.addWidget(self.details_button)
         left.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        # Scroll down when the window is short, never sideways: the controls keep their full width.
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(controls.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        column = self.controls_column(controls, buttons)
 
         self.view = ImageView()
         self.fit = QCheckBox("Fit")
@@ -209,7 +203,7 @@ class ImagePanel(GenerationPanel):
         right_layout.addWidget(self.strip)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(scroll)
+        splitter.addWidget(column)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
@@ -476,7 +470,7 @@ class ImagePanel(GenerationPanel):
     def _add_to_strip(self, item: GalleryItem) -> None:
         pixmap = QPixmap(str(item.path))
         entry = QListWidgetItem(
-            QIcon(
+            untinted_icon(
                 pixmap.scaled(
                     _THUMB, _THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
                 )
@@ -486,6 +480,10 @@ class ImagePanel(GenerationPanel):
         entry.setData(Qt.ItemDataRole.UserRole, item)
         entry.setToolTip(f"{item.record.prompt[:80]}\nseed {item.record.seed} · {item.path.name}")
         self.strip.insertItem(0, entry)
+
+    def show_output(self, item: GalleryItem) -> None:
+        self._add_to_strip(item)
+        self.strip.setCurrentRow(0)
 
     def _show_strip_item(self, current: QListWidgetItem | None, _previous: object = None) -> None:
         item = current.data(Qt.ItemDataRole.UserRole) if current is not None else None
@@ -510,6 +508,7 @@ class ImagePanel(GenerationPanel):
         has_model = bool(self.model_picker.current_model())
         selected = self._selected_item() is not None
         self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.sweep_button.setEnabled(self.generate_button.isEnabled())
         self.cancel_button.setEnabled(self.busy())
         for widget in (self.vary_button, self.reuse_button):
             widget.setEnabled(selected)
