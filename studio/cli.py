@@ -7,15 +7,26 @@ JSON, one object per line; errors are one readable line on stderr and a non-zero
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import queue
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import studio
+from studio.cli_chat import (
+    add_chat_commands,
+    add_chat_option,
+    conversation_fields,
+    finished_chat_json,
+    run_chat_command,
+)
+from studio.cli_edits import add_image_edit_options, add_upscale_command, edit_fields, run_upscale
+from studio.cli_music import add_song_options, song_fields
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import EventKind, JobEvent
 from studio.core.paths import StudioPaths
@@ -73,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--repetition-penalty", type=float, default=TextRequest.repetition_penalty, metavar="F")
     text.add_argument("--system", default="", metavar="S", help="system prompt (chat models)")
     text.add_argument("--stop", action="append", default=[], metavar="S", help="stop at this text (repeatable)")
+    add_chat_option(text)
 
     image = gen_kind("image", "generate images with a diffusion model")
     # No default here: the model's native size from its description, as in the window.
@@ -88,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strength", type=float, default=ImageRequest.strength, metavar="F", help="how much of --init-image changes"
     )
     add_adapter_options(image, text)
+    add_image_edit_options(image)
 
     music = gen_kind("music", "generate music")
     music.add_argument("--duration", type=float, default=MusicRequest.duration, metavar="SECONDS")
@@ -96,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     music.add_argument("--top-k", type=int, default=MusicRequest.top_k, metavar="N")
     music.add_argument("--continue", dest="audio_prompt", default="", metavar="FILE", help="continue this clip")
     music.add_argument("--melody", default="", metavar="FILE", help="follow this melody (MusicGen Melody models)")
+    add_song_options(music)
 
     gallery = commands.add_parser("gallery", help="list or repair the gallery")
     gallery_commands = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -142,7 +156,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regenerate.add_argument("item", metavar="ID_OR_FILE", help="a gallery item id, or a file Studio made")
     regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
+    add_upscale_command(commands, sub)
+    add_chat_commands(commands, sub)
+    _add_sweep_command(commands, {"text": text, "image": image, "music": music})
+    _add_batch_command(commands, sub)
     return parser
+
+
+def _add_batch_command(commands: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
+    batch = sub(commands, "batch", "run the jobs of a plan file (TOML; see docs/BATCH.md), resumable after a kill")
+    batch.add_argument("plan", metavar="PLAN.toml")
+    batch.add_argument("--resume", action="store_true", help="skip every job of this plan already in the gallery")
+    batch.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default="",
+        help="run the jobs on a Ray cluster: ray://HOST:PORT, or 'local' to start one on this machine "
+        "(needs the studio[cluster] extra); outputs are saved in this gallery",
+    )
+    batch.add_argument("--workers", type=int, default=2, metavar="N", help="Ray workers with --cluster local")
+
+
+def _add_sweep_command(commands: Any, gen_kinds: dict[str, argparse.ArgumentParser]) -> None:
+    """``studio sweep KIND PROMPT --x FIELD=V1,V2 …``: every option of ``gen KIND`` (copied from
+    its parser, so an option added there is here too), plus the axes."""
+    sweep = commands.add_parser("sweep", help="an X/Y/Z sweep: a job per cell, then a labelled grid")
+    kinds = sweep.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for name, gen_kind in gen_kinds.items():
+        child = kinds.add_parser(
+            name,
+            parents=[gen_kind],
+            add_help=False,
+            help=f"sweep {name} settings",
+            description=f"Run one {name} job per cell of up to three axes, then save a grid with the axis values.",
+            epilog="Axis values: V1,V2,… ; ranges 1-5, 1-10 (+3), 1-2 [5]; prompt=SEARCH,REPLACE1,… replaces "
+            "SEARCH in the prompt (the first cell keeps it); size=512x512,768x768.",
+        )
+        for axis in ("x", "y", "z"):
+            child.add_argument(
+                f"--{axis}", metavar="FIELD=V1,V2", default=None, required=axis == "x", help=f"the {axis} axis"
+            )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -181,8 +234,16 @@ def run_command(args: argparse.Namespace) -> int:
             return _gallery_ai_training(args, services)
         if args.command == "regenerate":
             return _regenerate(args, services)
+        if args.command == "upscale":
+            return run_upscale(args, services)
+        if args.command == "sweep":
+            return _sweep(args, services)
+        if args.command == "batch":
+            return _batch(args, services)
         if args.command == "models" and args.action == "add":
             return _models_add(args, services)
+        if args.command == "chat":
+            return run_chat_command(args, services)
     finally:
         services.close()
     raise AssertionError(f"unhandled command {args.command}")
@@ -205,7 +266,7 @@ def image_size(args: argparse.Namespace, info: Any) -> tuple[int, int]:
     return width, height
 
 
-def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
+def _request_from_args(args: argparse.Namespace, info: Any = None, catalog: Any = None) -> Request:
     common = {"prompt": args.prompt, "model": args.model, "seed": args.seed}
     if args.kind == "text":
         return TextRequest(
@@ -233,6 +294,7 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
             init_image=str(Path(args.init_image).resolve()) if args.init_image else "",
             strength=args.strength,
             **adapter_fields(args),
+            **edit_fields(args, catalog),
         )
     return MusicRequest(
         **common,
@@ -242,6 +304,7 @@ def _request_from_args(args: argparse.Namespace, info: Any = None) -> Request:
         top_k=args.top_k,
         audio_prompt=str(Path(args.audio_prompt).resolve()) if args.audio_prompt else "",
         melody=str(Path(args.melody).resolve()) if args.melody else "",
+        **song_fields(args),
     )
 
 
@@ -317,7 +380,14 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     # note (the window greys those controls out instead). Reading it holds the same library lock the
     # job's load would, so asking first costs the job nothing.
     info_event = _wait_for_description(events, services.worker.describe_model(args.model))
-    request = _request_from_args(args, info_event.result if info_event is not None else None)
+    catalog = None
+    if getattr(args, "upscaler", ""):  # an upscaler named by id or name is found in the library
+        from studio.runtime.services import make_catalog
+
+        catalog = make_catalog(services.settings)
+    request = _request_from_args(args, info_event.result if info_event is not None else None, catalog)
+    if args.kind == "text" and getattr(args, "chat", ""):
+        request = dataclasses.replace(request, **conversation_fields(args, services))
     job_id = services.worker.submit(request)
     stream_text = request.kind == "text" and not args.json
     progress = _Progress(sys.stderr, enabled=not stream_text)
@@ -356,12 +426,143 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
         sys.stdout.write("\n")
     for item in event.result:
         if args.json:
-            print(json.dumps(item.to_dict(), ensure_ascii=False), flush=True)
+            print(json.dumps({**item.to_dict(), **finished_chat_json(item)}, ensure_ascii=False), flush=True)
         elif stream_text:
             print(f"saved {item.path} (seed {item.record.seed})", file=sys.stderr)
+            if finished_chat_json(item):
+                print(f"conversation {item.id}: continue with --chat {item.id}", file=sys.stderr)
         else:
             print(item.path, flush=True)
     return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace, services: Any) -> int:
+    """Queue a sweep's cells and grids; print each cell as it ends, then each grid item."""
+    from studio.core.capabilities import FIELDS_OF_CONTROL
+    from studio.core.sweep import parse_axis
+    from studio.runtime.sweeps import start_sweep
+
+    if not args.model:
+        from studio.runtime.services import make_catalog
+
+        args.model = default_model(make_catalog(services.settings).discover(), args.kind)
+        if not args.model:
+            raise StudioError(f"no {args.kind} model found: add one with 'studio models add FOLDER'")
+    events: queue.Queue[JobEvent] = queue.Queue()
+    services.worker.subscribe(events.put)
+    info_event = _wait_for_description(events, services.worker.describe_model(args.model))
+    base = _request_from_args(args, info_event.result if info_event is not None else None)
+    axes = [parse_axis(spec, base) for spec in (args.x, args.y, args.z) if spec]
+    info = info_event.result if info_event is not None else None
+    for axis in axes:
+        for control, why in info.unused.items() if info is not None else ():
+            if axis.field in FIELDS_OF_CONTROL[control]:
+                raise InvalidRequest(axis.field, f"sweeping {axis.field} would make the same output each time: {why}")
+    jobs = start_sweep(services.worker, services.store, base, axes)
+    cells = {job: cell for cell, job in jobs.cells}
+    waiting = set(jobs.job_ids)
+    progress = _Progress(sys.stderr, enabled=not args.json)
+    failed = 0
+    try:
+        while waiting:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if event.job_id not in waiting or not event.is_terminal:
+                continue
+            waiting.discard(event.job_id)
+            done = len(jobs.cells) - sum(1 for job in cells if job in waiting)
+            progress.update(done, len(jobs.cells))
+            cell = cells.get(event.job_id)
+            label = ", ".join(cell.labels) if cell else "grid"
+            if event.kind is not EventKind.FINISHED:
+                failed += 1
+                progress.finish()
+                why = event.error if event.kind is EventKind.ERROR else "cancelled"
+                print(f"studio: {label}: {why}", file=sys.stderr)
+                continue
+            for item in event.result:
+                if args.json:
+                    data = item.to_dict()
+                    data["sweep"] = {"cell": list(cell.index), "labels": list(cell.labels)} if cell else {"grid": True}
+                    print(json.dumps(data, ensure_ascii=False), flush=True)
+                else:
+                    progress.finish()
+                    print(f"{'grid' if cell is None else label}: {item.path}", flush=True)
+    except KeyboardInterrupt:
+        for job in waiting:
+            services.worker.cancel(job)
+        progress.finish()
+        print("studio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    progress.finish()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _batch(args: argparse.Namespace, services: Any) -> int:
+    """Run a plan: a progress bar over its jobs and one line (JSON with --json) per item."""
+    from studio.runtime.batch import load_plan, run_plan
+    from studio.runtime.services import make_catalog
+
+    specs = make_catalog(services.settings).discover()
+    events: queue.Queue[JobEvent] = queue.Queue()
+    services.worker.subscribe(events.put)
+    native: dict[str, int] = {}
+
+    def model_defaults(kind: str, model: str) -> dict[str, Any]:
+        if kind != "image":
+            return {}
+        if model not in native:  # the model's native size, as gen and the window use
+            described = _wait_for_description(events, services.worker.describe_model(model))
+            info = described.result if described is not None else None
+            native[model] = int(getattr(info, "native_size", 0) or 0)
+        return {"width": native[model], "height": native[model]} if native[model] else {}
+
+    plan = load_plan(
+        Path(args.plan), default_model=lambda kind: default_model(specs, kind), model_defaults=model_defaults
+    )
+    progress = _Progress(sys.stderr, enabled=not args.json)
+
+    def on_item(job: Any, item: Any, skipped: bool) -> None:
+        if args.json:
+            data = {**item.to_dict(), "batch": {"plan": plan.name, "job": job.label, "skipped": skipped}}
+            print(json.dumps(data, ensure_ascii=False), flush=True)
+        elif not skipped:
+            progress.finish()
+            print(f"{job.label}: {item.path}", flush=True)
+
+    def on_failure(job: Any, why: str) -> None:
+        progress.finish()
+        print(f"studio: {job.label}: {why}", file=sys.stderr)
+
+    runner: Any = services.worker
+    if args.cluster:
+        from studio.runtime.cluster import ClusterWorker
+
+        if args.workers < 1:
+            raise InvalidRequest("workers", "--workers must be at least 1")
+        runner = ClusterWorker(
+            services.store, address=args.cluster, workers=args.workers, data_dir=str(args.data_dir or "")
+        )
+        runner.subscribe(events.put)
+    try:
+        outcome = run_plan(
+            plan, runner, services.store, resume=args.resume, on_item=on_item, on_failure=on_failure,
+            on_progress=progress.update, events=events,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        progress.finish()
+        print("studio: cancelled; run again with --resume to make the rest", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        if runner is not services.worker:
+            runner.shutdown()
+    progress.finish()
+    if not args.json:
+        skipped = f", {outcome.skipped} already made" if outcome.skipped else ""
+        print(f"{plan.name}: {outcome.made} made{skipped}, {len(outcome.failed)} failed", file=sys.stderr)
+    return EXIT_FAILED if outcome.failed else EXIT_OK
 
 
 def _wait_for_description(events: queue.Queue[JobEvent], described: str, timeout: float = 120.0) -> JobEvent | None:

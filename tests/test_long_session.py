@@ -58,8 +58,14 @@ def _request(n: int, models: dict[str, Path]):
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc for memory and open files")
 @pytest.mark.timeout(3600)
-def test_a_long_session_leaks_nothing_and_keeps_the_main_thread_free(services, tiny_lm, tiny_sd, tiny_musicgen):
+def test_a_long_session_leaks_nothing_and_keeps_the_main_thread_free(
+    services, tiny_lm, tiny_sd, tiny_musicgen, tmp_path, monkeypatch
+):
     models = {"text": tiny_lm, "image": tiny_sd, "music": tiny_musicgen}
+    # A temp folder of this session's own: what other programs put in /tmp meanwhile is not ours.
+    private_temp = tmp_path / "temp"
+    private_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_temp))
     worker = services.worker
     log = EventLog(worker)
     to_cancel: set[str] = set()

@@ -20,8 +20,8 @@ def test_manager_lists_models_with_facts_and_adds_and_removes_folders(window, qt
         dialog.table.item(r, 0).text(): [dialog.table.item(r, c).text() for c in range(8)]
         for r in range(dialog.table.rowCount())
     }
-    assert rows["my-lm"][1] == "text" and rows["my-lm"][7] == "ready" and "KB" in rows["my-lm"][3]
-    assert rows["broken"][7].startswith("cannot run") and "JSON" in rows["broken"][7]
+    assert rows["my-lm"][2] == "text" and rows["my-lm"][1] == "ready" and "KB" in rows["my-lm"][4]
+    assert rows["broken"][1].startswith("cannot run") and "JSON" in rows["broken"][1]
     assert str(folder.resolve()) in window.services.settings.get("model_folders")
     assert window.text_panel.model_picker.findData(str(folder.resolve() / "my-lm")) >= 0  # the tabs see it at once
     dialog.select_path(folder.resolve() / "my-lm")

@@ -33,8 +33,8 @@ def _described(qtbot, panel, ref: str) -> ModelInfo:
 
 def assert_greys_out_exactly(panel, info: ModelInfo) -> None:
     widgets = panel.capability_widgets()
-    # Every control of the kind has its widgets (a mask has none yet: inpainting is not in the tab).
-    assert set(widgets) == set(CONTROLS_BY_KIND[panel.kind]) - {Control.MASK}
+    # Every control of the kind has its widgets.
+    assert set(widgets) == set(CONTROLS_BY_KIND[panel.kind])
     conditions = panel.conditions()
     for control, group in widgets.items():
         assert group, control
@@ -146,7 +146,11 @@ def test_start_from_this_is_greyed_for_a_model_without_image_input(window, qtbot
     _described(qtbot, panel, ref)
     panel.show_model_info(ModelInfo(ref))
     assert panel.as_start_button.isEnabled()
+    # A model that repaints masked regions (the pattern painter) still takes the picture its mask is about.
     panel.show_model_info(ModelInfo(ref, unused={Control.IMAGE_INPUT: "no starting images here"}))
+    assert panel.as_start_button.isEnabled() and not panel.strength.isEnabled()
+    unused = {Control.IMAGE_INPUT: "no starting images here", Control.MASK: "no masks"}
+    panel.show_model_info(ModelInfo(ref, unused=unused))
     assert not panel.as_start_button.isEnabled() and panel.as_start_button.toolTip() == "no starting images here"
     assert panel.vary_button.isEnabled() and panel.reuse_button.isEnabled()  # they still work
 

@@ -23,9 +23,12 @@ from studio.ui.widgets.controls import double_spin_for, editor_range, spin_for
 REQUESTS = (TextRequest, ImageRequest, MusicRequest)
 # The numeric fields of each request: every one must declare a limit.
 NUMERIC = {
-    TextRequest: {"seed", "max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "lora_weight"},
-    ImageRequest: {"seed", "width", "height", "steps", "guidance", "count", "strength"},
-    MusicRequest: {"seed", "duration", "guidance", "temperature", "top_k"},
+    TextRequest: {"seed", "max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "min_p", "lora_weight"},
+    ImageRequest: {"seed", "width", "height", "steps", "guidance", "count", "strength"}
+    | {"mask_blur", "only_masked_padding", "hires_scale", "hires_strength"},  # editing (issue 19)
+    MusicRequest: {"seed", "duration", "guidance", "temperature", "top_k"}
+    | {"bpm", "time_signature", "steps", "shift", "repaint_start", "repaint_end", "extend_left", "extend_right"}
+    | {"cover_strength"},
 }
 DECLARED = [(cls, name, declared) for cls in REQUESTS for name, declared in limits(cls).items()]
 EDITABLE = [(cls, name, declared) for cls, name, declared in DECLARED if name != "seed"]  # a seed has its own field

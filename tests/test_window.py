@@ -49,7 +49,8 @@ def test_window_shows_without_importing_torch(tmp_path):
     assert "torch loaded: False" in result.stdout
 
 
-def test_generate_streams_tokens_stop_button_follows_and_gallery_gets_the_item(window, qtbot, tiny_lm):
+def test_generate_streams_tokens_stop_button_follows_and_gallery_gets_the_item(window, qtbot, tiny_base_lm):
+    tiny_lm = tiny_base_lm  # continuation mode (a chat model holds conversations: tests/test_chat_view.py)
     panel = window.text_panel
     window.services.settings.set("model_folders", [str(tiny_lm.parent)])
     window.refresh_models()
@@ -75,7 +76,8 @@ def test_generate_streams_tokens_stop_button_follows_and_gallery_gets_the_item(w
     assert window.services.settings.get("last_models")["text"] == str(tiny_lm)
 
 
-def test_stop_keeps_the_text_and_offers_to_keep_it(window, qtbot, tiny_lm):
+def test_stop_keeps_the_text_and_offers_to_keep_it(window, qtbot, tiny_base_lm):
+    tiny_lm = tiny_base_lm  # continuation mode
     panel = window.text_panel
     window.services.settings.set("model_folders", [str(tiny_lm.parent)])
     window.refresh_models()

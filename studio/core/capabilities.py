@@ -38,6 +38,13 @@ class Control(enum.StrEnum):
     # music
     AUDIO_INPUT = "audio_input"  # continue a clip
     MELODY_INPUT = "melody_input"  # follow a melody
+    LYRICS = "lyrics"  # sing lyrics (with their language)
+    SONG_FIELDS = "song_fields"  # BPM, key and scale, time signature
+    SHIFT = "shift"  # the flow-matching timestep shift
+    REPAINT = "repaint"  # repaint a region of a clip
+    EXTEND = "extend"  # extend a clip on the left or right
+    COVER = "cover"  # restyle a whole clip
+    STEMS = "stems"  # add a layer to a clip, or extract a stem from it
 
     @property
     def label(self) -> str:
@@ -59,6 +66,13 @@ _LABELS = {
     Control.STOP: "stop strings",
     Control.AUDIO_INPUT: "continuing a clip",
     Control.MELODY_INPUT: "a melody to follow",
+    Control.LYRICS: "lyrics",
+    Control.SONG_FIELDS: "BPM, key and time signature",
+    Control.SHIFT: "a timestep shift",
+    Control.REPAINT: "repainting a region",
+    Control.EXTEND: "extending a clip",
+    Control.COVER: "covering a clip",
+    Control.STEMS: "adding or extracting stems",
 }
 
 # The controls each kind of panel shows; a model of that kind uses some of them.
@@ -79,7 +93,21 @@ CONTROLS_BY_KIND: dict[str, tuple[Control, ...]] = {
         Control.REPETITION_PENALTY,
         Control.STOP,
     ),
-    "music": (Control.GUIDANCE, Control.TEMPERATURE, Control.TOP_K, Control.AUDIO_INPUT, Control.MELODY_INPUT),
+    "music": (
+        Control.GUIDANCE,
+        Control.TEMPERATURE,
+        Control.TOP_K,
+        Control.AUDIO_INPUT,
+        Control.MELODY_INPUT,
+        Control.STEPS,
+        Control.LYRICS,
+        Control.SONG_FIELDS,
+        Control.SHIFT,
+        Control.REPAINT,
+        Control.EXTEND,
+        Control.COVER,
+        Control.STEMS,
+    ),
 }
 
 
@@ -90,7 +118,7 @@ FIELDS_OF_CONTROL: dict[Control, tuple[str, ...]] = {
     Control.GUIDANCE: ("guidance",),
     Control.SCHEDULER: ("scheduler",),
     Control.IMAGE_INPUT: ("init_image", "strength"),
-    Control.MASK: (),
+    Control.MASK: ("mask", "mask_blur", "only_masked", "only_masked_padding", "mask_fill", "outpaint"),
     Control.SYSTEM_PROMPT: ("system",),
     Control.TEMPERATURE: ("temperature",),
     Control.TOP_P: ("top_p",),
@@ -99,12 +127,22 @@ FIELDS_OF_CONTROL: dict[Control, tuple[str, ...]] = {
     Control.STOP: ("stop",),
     Control.AUDIO_INPUT: ("audio_prompt",),
     Control.MELODY_INPUT: ("melody",),
+    Control.LYRICS: ("lyrics", "language"),
+    Control.SONG_FIELDS: ("bpm", "key", "time_signature"),
+    Control.SHIFT: ("shift",),
+    Control.REPAINT: ("repaint_start", "repaint_end"),
+    Control.EXTEND: ("extend_left", "extend_right"),
+    Control.COVER: ("cover_strength",),
+    Control.STEMS: ("track",),
 }
 
 
 # Fields that hand the model an input (a file): set for a model that cannot take it, the job is
 # refused rather than run without it.
-INPUT_FIELDS = frozenset({"init_image", "audio_prompt", "melody"})
+INPUT_FIELDS = frozenset(
+    {"init_image", "audio_prompt", "melody", "mask", "outpaint"}
+    | {"repaint_start", "extend_left", "extend_right", "cover_strength", "track"}
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +177,10 @@ class ModelInfo:
     # music models
     window_s: float = 0.0  # the longest stretch made in one go (continued past it); 0: no window
     whole_bars: bool = False  # the length is rounded to whole bars (symbolic models)
+    max_duration_s: float = 0.0  # the longest piece the model makes; 0: not stated
+    default_steps: int = 0  # what steps 0 means for this model; 0: not stated
+    default_shift: float = 0.0  # what shift 0 means for this model
+    lyrics_tokens: int = 0  # the most lyric tokens the model reads; 0: not stated
 
     def uses(self, control: Control) -> bool:
         return control not in self.unused
@@ -175,8 +217,11 @@ class ModelInfo:
         """(field, why) for each field of ``request`` set away from its default that this model does
         not read — what the command line warns about, since it has no controls to grey out."""
         ignored = []
+        editing = self._edits_with_mask(request)
         for control, why in self.unused.items():
             for name in FIELDS_OF_CONTROL[control]:
+                if editing and name == "init_image":
+                    continue  # the picture the mask is about, not a starting image
                 default = _field_default(type(request), name)
                 if default is not _NO_DEFAULT and getattr(request, name, default) != default:
                     ignored.append((name, why))
@@ -185,9 +230,30 @@ class ModelInfo:
     def refuse_unused_inputs(self, request: Any) -> None:
         """Raise ``InvalidRequest`` when ``request`` hands this model an input it cannot take (a
         starting image for the pattern painter, a clip to continue for a melody model)."""
+        if getattr(request, "kind", "") == "upscale":
+            return  # the image to upscale is no starting image: the upscale's engine checks it
         for name, why in self.ignored_fields(request):
             if name in INPUT_FIELDS:
                 raise InvalidRequest(name, why)
+        control = _CONTROL_OF_EDIT.get(str(getattr(request, "edit", "") or ""))
+        if control is not None and control in self.unused:
+            raise InvalidRequest("edit", self.unused[control])
+
+    def _edits_with_mask(self, request: Any) -> bool:
+        """A model that repaints masked regions takes the image its mask (or outpaint) is about."""
+        return self.uses(Control.MASK) and (
+            bool(getattr(request, "mask", "")) or any(getattr(request, "outpaint", ()) or ())
+        )
+
+
+# The control behind each edit a music request can ask for (``MusicRequest.edit``).
+_CONTROL_OF_EDIT = {
+    "repaint": Control.REPAINT,
+    "extend": Control.EXTEND,
+    "cover": Control.COVER,
+    "layer": Control.STEMS,
+    "extract": Control.STEMS,
+}
 
 
 _NO_DEFAULT = object()
@@ -208,7 +274,24 @@ def unused_controls(
     used = set(uses)
     reasons = reasons or {}
     return {
-        control: reasons.get(control) or f"{name} does not use {control.label}"
+        control: reasons.get(control) or _usual_reason(control, name)
         for control in CONTROLS_BY_KIND.get(kind, ())
         if control not in used
     }
+
+
+# What a music model that lacks a song or editing control says, naming the models that have it.
+_SONG_REASONS = {
+    Control.LYRICS: "{name} does not sing lyrics; ACE-Step models do",
+    Control.SONG_FIELDS: "{name} takes no BPM, key or time signature; ACE-Step models do",
+    Control.SHIFT: "{name} has no timestep shift; ACE-Step models do",
+    Control.REPAINT: "{name} cannot repaint a region of a clip; ACE-Step models can",
+    Control.EXTEND: "{name} cannot extend a clip; ACE-Step models can (MusicGen continues one on the right)",
+    Control.COVER: "{name} cannot cover a clip; ACE-Step models can",
+    Control.STEMS: "{name} cannot add or extract stems; ACE-Step base checkpoints can",
+}
+
+
+def _usual_reason(control: Control, name: str) -> str:
+    template = _SONG_REASONS.get(control)
+    return template.format(name=name) if template else f"{name} does not use {control.label}"

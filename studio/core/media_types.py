@@ -43,6 +43,7 @@ EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
 SIGNABLE_MIME: dict[str, str] = {t.suffix: t.mime for t in MEDIA_TYPES if t.signable}
 IMAGE_SUFFIXES: frozenset[str] = frozenset(t.suffix for t in MEDIA_TYPES if t.kind == "image")
 # Companion files an output may carry (a melody's MIDI), saved beside it as ``<id><suffix>``.
-ATTACHMENT_MIME: dict[str, str] = {".mid": "audio/midi"}
+# An edit's mask: a greyscale PNG named ``<id>.mask`` (one suffix: never taken for the item's own picture).
+ATTACHMENT_MIME: dict[str, str] = {".mid": "audio/midi", ".mask": "image/png"}
 # Pictures the image tab takes as a starting image: the gallery's, and others Pillow reads.
 INPUT_IMAGE_SUFFIXES: frozenset[str] = IMAGE_SUFFIXES | {".bmp", ".tif", ".tiff", ".gif"}

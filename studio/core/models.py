@@ -13,6 +13,8 @@ from typing import Any
 
 from studio.core.model_cards import model_card_licence
 
+_GGUF_FACTS = ("quantisation", "parameters", "context_length", "chat")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -54,6 +56,8 @@ class ModelSpec:
             "size_bytes": self.details.get("size_bytes", 0),
             "dtype": self.details.get("dtype", ""),
             "licence": self.details.get("licence", ""),
+            # What a GGUF header says (studio.engines.library.gguf_files).
+            **{k: self.details[k] for k in _GGUF_FACTS if k in self.details},
         }
         if self.kind in ("lora", "embedding"):  # adapters: the base they fit and what they carry
             data["base"] = self.details.get("base", "")

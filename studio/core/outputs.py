@@ -29,3 +29,8 @@ class EngineResult:
     outputs: list[GeneratedOutput]
     model: dict[str, Any]
     runtime: dict[str, Any]
+    # An edit of a source (inpaint, upscale, repaint a region of a song…): what the engine did, for
+    # the record's ``derived_from.operation`` — ``action`` is the C2PA action (``c2pa.edited``,
+    # ``c2pa.resized``), ``task`` names it for people, the rest are its settings. Empty for a plain
+    # generation; the worker fills in a default when the request names a source file anyway.
+    operation: dict[str, Any] = field(default_factory=dict)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from studio.core.edits import check_edit_fields, check_upscale_fields
 from studio.core.errors import InvalidRequest
 
 REQUEST_SCHEMA_VERSION = 1
@@ -171,8 +172,18 @@ class TextRequest(_Request):
     # A peft LoRA adapter folder (or its name in the library) on top of the model, and its weight.
     lora: str = ""
     lora_weight: float = field(default=1.0, metadata=limit(-2.0, 2.0, step=0.05, label="LoRA weight"))
+    # Min-p sampling (llama.cpp, transformers): drop tokens less likely than this share of the likeliest.
+    min_p: float = field(default=0.0, metadata=limit(0.0, 1.0, step=0.01, label="Min p", hint=" (0 turns it off)"))
+    # A conversation (``studio.core.conversation``): the earlier turns on the path being answered,
+    # oldest first, as (role, content); the conversation's id; the turn the new message follows
+    # ("" for the first); ``reply_to``: an existing user turn answered again (regenerate, continue).
+    messages: tuple[tuple[str, str], ...] = ()
+    conversation: str = ""
+    turn_parent: str = ""
+    reply_to: str = ""
 
     def _validate(self) -> None:
+        _validate_conversation(self)
         if not isinstance(self.continue_from, str):
             raise InvalidRequest("continue_from", "the text to continue must be text")
         if not isinstance(self.lora, str):
@@ -181,6 +192,20 @@ class TextRequest(_Request):
             raise InvalidRequest("prompt", "write a prompt first")
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) and s for s in self.stop):
             raise InvalidRequest("stop", "stop strings must be non-empty text")
+
+
+def _validate_conversation(request: TextRequest) -> None:
+    messages = request.messages
+    if not isinstance(messages, tuple) or not all(
+        isinstance(m, tuple) and len(m) == 2 and m[0] in ("user", "assistant") and isinstance(m[1], str)
+        for m in messages
+    ):
+        raise InvalidRequest("messages", "earlier turns must be (role, text) pairs, role user or assistant")
+    for name in ("conversation", "turn_parent", "reply_to"):
+        if not isinstance(getattr(request, name), str):
+            raise InvalidRequest(name, f"{name} must be an id")
+    if (request.turn_parent or request.reply_to or messages) and not request.conversation:
+        raise InvalidRequest("conversation", "earlier turns belong to a conversation: give its id")
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,21 @@ class ImageRequest(_Request):
     # where its token (the file's stem) appears in the prompt or the negative prompt.
     loras: tuple[tuple[str, float], ...] = ()
     embeddings: tuple[str, ...] = ()
+    # Editing (``studio.core.edits``): a mask over the starting image (white repaints, black keeps), how
+    # far its edge is feathered, "only masked" (repaint a crop around the mask at full resolution and
+    # paste it back) with the margin around the mask, and what fills the masked area at the start.
+    mask: str = ""
+    mask_blur: int = field(default=4, metadata=limit(0, 64, label="Mask blur", unit="pixels"))
+    only_masked: bool = False
+    only_masked_padding: int = field(default=32, metadata=limit(0, 512, label="Padding", unit="pixels"))
+    mask_fill: str = "original"
+    # Outpaint: pixels added to the starting image's left, top, right and bottom.
+    outpaint: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # Hires fix: generate, upscale by ``hires_scale`` (1 = off) with ``upscaler`` (a model file; "" is
+    # Lanczos), then repaint at ``hires_strength``.
+    hires_scale: float = field(default=1.0, metadata=limit(1.0, 4.0, step=0.25, label="Hires scale"))
+    hires_strength: float = field(default=0.45, metadata=limit(0.01, 1.0, step=0.05, label="Hires strength"))
+    upscaler: str = ""
 
     def _validate(self) -> None:
         if not self.prompt.strip():
@@ -216,6 +256,7 @@ class ImageRequest(_Request):
             raise InvalidRequest("init_image", "the starting image must be a file path")
         if self.init_image and not os.path.isfile(self.init_image):
             raise InvalidRequest("init_image", f"the starting image {self.init_image} does not exist")
+        check_edit_fields(self)
 
 
 @dataclass(frozen=True)
@@ -232,16 +273,43 @@ class MusicRequest(_Request):
     audio_prompt: str = ""
     # A melody to follow (a file path), for MusicGen Melody models.
     melody: str = ""
+    # Songs (ACE-Step): lyrics with section tags ([verse], [chorus]…), their language, the song's facts.
+    lyrics: str = ""
+    language: str = ""  # a language code ("en", "ja"…); "" is the model's default (English)
+    bpm: int = field(default=0, metadata=limit(0, 300, label="BPM", hint=" (0 lets the model choose)"))
+    key: str = ""  # "D major", "F# minor"; "" lets the model choose
+    time_signature: int = field(
+        default=0, metadata=limit(0, 12, label="Beats per bar", hint=" (0 lets the model choose)")
+    )
+    steps: int = field(default=0, metadata=limit(0, 200, label="Steps", hint=" (0 is the model's own default)"))
+    shift: float = field(
+        default=0.0, metadata=limit(0.0, 10.0, step=0.5, label="Shift", hint=" (0 is the model's own default)")
+    )
+    # Editing a clip (a file path): ``edit`` says what to do with it (one of ``MUSIC_EDITS``).
+    init_audio: str = ""
+    edit: str = ""
+    repaint_start: float = field(
+        default=0.0, metadata=limit(0.0, 600.0, step=0.1, label="Region start", unit="seconds")
+    )
+    repaint_end: float = field(default=0.0, metadata=limit(0.0, 600.0, step=0.1, label="Region end", unit="seconds"))
+    extend_left: float = field(default=0.0, metadata=limit(0.0, 600.0, step=1.0, label="Extend left", unit="seconds"))
+    extend_right: float = field(default=0.0, metadata=limit(0.0, 600.0, step=1.0, label="Extend right", unit="seconds"))
+    cover_strength: float = field(
+        default=1.0,
+        metadata=limit(0.0, 1.0, step=0.05, label="Cover strength", hint=" (1 keeps the most of the source)"),
+    )
+    track: str = ""  # the stem to add (layer) or extract: "vocals", "drums", "bass"…
 
     def _validate(self) -> None:
-        if not self.prompt.strip() and not self.audio_prompt:
+        if not self.prompt.strip() and not self.audio_prompt and not self.init_audio:
             raise InvalidRequest("prompt", "write a prompt first (or continue a clip)")
-        for name in ("audio_prompt", "melody"):
+        for name in ("audio_prompt", "melody", "init_audio"):
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise InvalidRequest(name, f"{name} must be a file path")
             if value and not os.path.isfile(value):
                 raise InvalidRequest(name, f"the audio file {value} does not exist")
+        _validate_music_edit(self)
 
 
 # The weights an adapter may take (A1111 accepts any; beyond ±2 a LoRA only burns the image).
@@ -267,8 +335,78 @@ def check_adapters(loras: Any, embeddings: Any) -> None:
         raise InvalidRequest("embeddings", "embeddings must be names or file paths")
 
 
-Request = TextRequest | ImageRequest | MusicRequest
-REQUEST_TYPES: dict[str, type[_Request]] = {cls.kind: cls for cls in (TextRequest, ImageRequest, MusicRequest)}
+# What a music request can do to its ``init_audio``.
+MUSIC_EDITS = ("repaint", "extend", "cover", "layer", "extract")
+
+
+def _validate_music_edit(request: MusicRequest) -> None:
+    for name in ("lyrics", "language", "key", "edit", "track"):
+        if not isinstance(getattr(request, name), str):
+            raise InvalidRequest(name, f"{name} must be text")
+    edit = request.edit
+    if edit and edit not in MUSIC_EDITS:
+        raise InvalidRequest("edit", f"edit must be one of {', '.join(MUSIC_EDITS)}, got {edit!r}")
+    if edit and not request.init_audio:
+        raise InvalidRequest("init_audio", f"choose the clip to {edit}")
+    if request.init_audio and not edit:
+        raise InvalidRequest("edit", f"say what to do with the clip: {', '.join(MUSIC_EDITS)}")
+    if request.init_audio and request.audio_prompt:
+        raise InvalidRequest("audio_prompt", "edit a clip or continue one, not both at once")
+    if edit == "repaint":
+        start, end = request.repaint_start, request.repaint_end
+        if not start and not end:
+            raise InvalidRequest("repaint_end", "choose the region to repaint (start and end, in seconds)")
+        if end <= start:
+            raise InvalidRequest("repaint_end", f"the region to repaint is empty: it ends ({end} s) before it starts")
+    if edit == "extend" and request.extend_left <= 0 and request.extend_right <= 0:
+        raise InvalidRequest("extend_right", "say how many seconds to add on the left or the right")
+    if edit in ("layer", "extract") and not request.track.strip():
+        raise InvalidRequest("track", f"name the stem to {'add' if edit == 'layer' else 'extract'} (vocals, drums…)")
+
+
+@dataclass(frozen=True)
+class UpscaleRequest(_Request):
+    """Make an image larger: ``init_image`` (the source file) by ``scale`` with ``model`` — an upscaler
+    model, the bundled Lanczos, or an image model that can re-render at any size (the pattern
+    painter, with the source's ``prompt`` and ``seed``). The result is a new image, a child of the source."""
+
+    kind: ClassVar[str] = "upscale"
+    # The kinds of model that can run it (the worker checks the model against these).
+    model_kinds: ClassVar[tuple[str, ...]] = ("upscaler", "image")
+    init_image: str = ""
+    scale: float = field(default=2.0, metadata=limit(1.0, 8.0, step=0.5, label="Scale", above_low=True))
+    # Side of the square tiles an upscaler model runs on (0: chosen to fit the free memory).
+    tile: int = field(default=0, metadata=limit(0, 4096, step=32, label="Tile", unit="pixels"))
+
+    def _validate(self) -> None:
+        check_upscale_fields(self)
+
+
+Request = TextRequest | ImageRequest | MusicRequest | UpscaleRequest
+REQUEST_TYPES: dict[str, type[_Request]] = {
+    cls.kind: cls for cls in (TextRequest, ImageRequest, MusicRequest, UpscaleRequest)
+}
+
+# The request fields that name a source an output is made from (an image to repaint, a clip to
+# continue or edit): an output made from one is a derivative whose record names it as its parent.
+# A melody to follow is a condition, not a source, so it is not here.
+SOURCE_FIELDS = ("init_image", "init_audio", "audio_prompt")
+
+# What an output made from a source did to it, when the engine does not say more precisely.
+_DEFAULT_TASKS = {"init_image": "image-to-image", "init_audio": "audio-to-audio", "audio_prompt": "continuation"}
+
+
+def source_file(request: Any) -> tuple[str, str]:
+    """(field, path) of the source a request starts from, or ("", "") for a plain generation."""
+    for name in SOURCE_FIELDS:
+        value = getattr(request, name, "")
+        if isinstance(value, str) and value:
+            return name, value
+    return "", ""
+
+
+def default_task(source_field: str) -> str:
+    return _DEFAULT_TASKS.get(source_field, "edit")
 
 
 def request_from_dict(data: dict[str, Any]) -> Request:
@@ -287,6 +425,10 @@ def request_from_dict(data: dict[str, Any]) -> Request:
         values["loras"] = tuple(tuple(pair) if isinstance(pair, list) else pair for pair in values["loras"])
     if isinstance(values.get("embeddings"), list):
         values["embeddings"] = tuple(values["embeddings"])
+    if "outpaint" in values and isinstance(values["outpaint"], list):
+        values["outpaint"] = tuple(values["outpaint"])
+    if "messages" in values and isinstance(values["messages"], list):
+        values["messages"] = tuple(tuple(m) if isinstance(m, list) else m for m in values["messages"])
     try:
         return cls(**values)  # type: ignore[return-value]
     except TypeError as exc:

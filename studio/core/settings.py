@@ -62,6 +62,14 @@ def _is_state_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
+# Other apps' model stores searched for GGUF files (studio.engines.library.gguf_files knows their folders).
+APP_MODEL_SOURCES = {"lmstudio": "LM Studio", "gpt4all": "GPT4All", "jan": "Jan", "ollama": "Ollama"}
+
+
+def _is_source_list(value: Any) -> bool:
+    return isinstance(value, list) and all(v in APP_MODEL_SOURCES for v in value)
+
+
 def _is_model_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
@@ -166,8 +174,32 @@ SETTINGS: tuple[Setting, ...] = (
         _is_str,
         choices=("dark", "light", "system"),
     ),
+    Setting(
+        "model_sources_off",
+        [],
+        "Model sources turned off",
+        "Other apps' model stores Studio does not search for GGUF models: any of lmstudio, gpt4all, jan, ollama. "
+        "Their files are read in place, never copied.",
+        _is_source_list,
+    ),
     Setting("welcome_shown", False, "Welcome shown", "The first-run welcome was shown.", _is_bool, internal=True),
     Setting("window_state", {}, "Window state", "Size, splitters and the last tab.", _is_state_map, internal=True),
+    Setting(
+        "gallery_folder",
+        "",
+        "Gallery folder",
+        "Where outputs are saved; empty: the gallery folder in Studio's data folder.",
+        _is_str,
+        internal=True,  # chosen on the settings' General page, which moves or adopts the gallery safely
+    ),
+    Setting(
+        "gallery_move_from",
+        "",
+        "Gallery to move",
+        "A gallery folder whose files move to the gallery folder when Studio starts next.",
+        _is_str,
+        internal=True,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

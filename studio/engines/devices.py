@@ -77,12 +77,21 @@ def free_memory_bytes(choice: DeviceChoice) -> int | None:
 def describe_device(choice: DeviceChoice) -> dict[str, Any]:
     """The device with its free memory, for the status bar."""
     info: dict[str, Any] = choice.to_dict()
+    info["gpu_available"] = gpu_available()  # the settings grey out GPU-only options without one
     if choice.device == "cuda":
         import torch
 
         free, total = torch.cuda.mem_get_info()
         info.update(free_bytes=int(free), total_bytes=int(total))
     return info
+
+
+def gpu_available() -> bool:
+    """Whether this computer has a GPU torch can use (CUDA or Apple's MPS), whatever the setting."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(torch.cuda.is_available() or (mps is not None and mps.is_available()))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

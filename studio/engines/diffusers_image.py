@@ -69,6 +69,7 @@ class LoadedPipeline:
     image_to_image: Any = None
     notes: list[str] = field(default_factory=list)
     adapters: Any = None  # the LoRAs and embeddings loaded into it (``studio.engines.adapters``)
+    inpaint: Any = None  # the inpainting pipeline over the same components, built when first asked for
 
     @property
     def native_size(self) -> int:
@@ -91,9 +92,21 @@ class DiffusersImageEngine:
 
     def check(self, spec: ModelSpec, request: ImageRequest) -> None:
         """Refuse what cannot work before any weights load: sizes and the starting image."""
-        check_image_size(spec, request.width, request.height)
+        if request.kind == "upscale":
+            raise InvalidRequest("model", f"{spec.name} makes images; upscale with an upscaler model or Lanczos")
+        from studio.core.edits import is_edit
+
+        # An edit keeps its source's size; "only masked" paints its crop at the asked size.
+        if not is_edit(request) or request.only_masked:
+            check_image_size(spec, request.width, request.height)
         if request.init_image:
             _read_init_image(request.init_image, request.width, request.height)
+        import diffusers
+
+        from studio.engines.diffusers_edit import check_edit_request
+
+        image_to_image = _has_image_to_image(getattr(diffusers, spec.model_class, None))
+        check_edit_request(spec, request, image_to_image=image_to_image)
 
     def describe(self, spec: ModelSpec) -> ModelInfo:
         """What the panel offers for this model, read from its config files (no weights)."""
@@ -112,10 +125,12 @@ class DiffusersImageEngine:
             uses.add(Control.NEGATIVE_PROMPT)
         if _has_image_to_image(pipeline_cls):
             uses.add(Control.IMAGE_INPUT)
+        if _has_inpainting(pipeline_cls):
+            uses.update((Control.IMAGE_INPUT, Control.MASK))
         reasons = {
             Control.NEGATIVE_PROMPT: f"{spec.name} ({spec.model_class}) takes no negative prompt",
             Control.IMAGE_INPUT: f"{spec.name} ({spec.model_class}) cannot start from an image",
-            Control.MASK: "repainting a masked region is not in this version of Studio yet",
+            Control.MASK: f"{spec.name} ({spec.model_class}) cannot repaint a masked region",
         }
         return model_info(
             spec,
@@ -196,10 +211,19 @@ class DiffusersImageEngine:
         loaded.pipe.to("cpu")
         loaded.image_to_image = None
         loaded.adapters = None
+        loaded.inpaint = None
 
     # -- generating ----------------------------------------------------------------------
 
     def generate(self, loaded: LoadedPipeline, request: ImageRequest, ctx: RunContext) -> EngineResult:
+        from studio.engines import diffusers_edit
+
+        if diffusers_edit.is_edit(request):
+            return diffusers_edit.generate_edit(self, loaded, request, ctx)
+        if request.hires_scale > 1:
+            return diffusers_edit.generate_hires(self, loaded, request, ctx)
+        if not request.init_image and diffusers_edit.is_inpainting_model(loaded):
+            return diffusers_edit.generate_blank_inpaint(self, loaded, request, ctx)
         pipe = self._pipeline_for(loaded, request)
         pipe.scheduler = self._scheduler(loaded, request.scheduler)
         self._configure_vae(loaded, pipe, request)
@@ -381,6 +405,21 @@ def check_image_size(spec: ModelSpec, width: int, height: int) -> None:
                 f"{name} {value} is far from the {native}×{native} that {spec.name} was trained for; "
                 f"use {low} to {high}",
             )
+
+
+def _has_inpainting(pipeline_cls: Any) -> bool:
+    """Whether diffusers has an inpainting pipeline for this class (or it is one)."""
+    if pipeline_cls is None:
+        return False
+    from diffusers.pipelines import auto_pipeline
+
+    inpainting = auto_pipeline.AUTO_INPAINT_PIPELINES_MAPPING
+    if pipeline_cls in inpainting.values():
+        return True
+    for task, cls in auto_pipeline.AUTO_TEXT2IMAGE_PIPELINES_MAPPING.items():
+        if cls is pipeline_cls:
+            return task in inpainting
+    return False
 
 
 def _has_image_to_image(pipeline_cls: Any) -> bool:

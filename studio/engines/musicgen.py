@@ -14,6 +14,7 @@ every step: that gives progress and cancel. Stopping early makes ``generate()`` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -24,14 +25,15 @@ import numpy as np
 import torch
 
 from studio.core.capabilities import Control, ModelInfo
-from studio.core.errors import JobCancelled, ModelError
+from studio.core.errors import InvalidRequest, JobCancelled, ModelError
 from studio.core.files import file_sha256, first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import MusicRequest
-from studio.engines.audio import fit_channels, peak_normalise, read_audio
+from studio.engines.audio import PEAK_LEVEL, fit_channels, peak_normalise, read_audio
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, library_versions
+from studio.engines.melody_chroma import extractor_settings, melody_chroma
 from studio.engines.registry import MUSICGEN
 
 log = logging.getLogger(__name__)
@@ -80,14 +82,18 @@ class MusicGenEngine:
 
     def check(self, spec: ModelSpec, request: MusicRequest) -> None:
         """Refuse what cannot work before any weights load."""
-        for name in ("audio_prompt", "melody"):
+        for name in ("audio_prompt", "melody", "init_audio"):
             path = getattr(request, name)
             if path:
                 read_audio(path, name)
+        if request.edit == "extend" and request.extend_left > 0:
+            raise InvalidRequest(
+                "extend_left", f"{spec.name} continues a clip on the right only; ACE-Step models extend on the left too"
+            )
 
     def describe(self, spec: ModelSpec) -> ModelInfo:
         """What the panel offers for this model, from its class name (no weights)."""
-        uses = {Control.GUIDANCE, Control.TEMPERATURE, Control.TOP_K, Control.AUDIO_INPUT}
+        uses = {Control.GUIDANCE, Control.TEMPERATURE, Control.TOP_K, Control.AUDIO_INPUT, Control.EXTEND}
         if spec.model_class == MELODY_CLASS:
             uses.add(Control.MELODY_INPUT)
         reasons = {Control.MELODY_INPUT: f"{spec.name} cannot follow a melody; a MusicGen Melody model can"}
@@ -127,6 +133,8 @@ class MusicGenEngine:
     # -- generating ----------------------------------------------------------------------
 
     def generate(self, loaded: LoadedMusicGen, request: MusicRequest, ctx: RunContext) -> EngineResult:
+        if request.edit == "extend":
+            return self._extend_right(loaded, request, ctx)
         seed = request.seed if request.seed is not None else 0
         audio = peak_normalise(self._generate_musicgen(loaded, request, ctx, seed))
         rate = loaded.sample_rate
@@ -148,6 +156,27 @@ class MusicGenEngine:
         if loaded.notes:
             runtime["notes"] = list(loaded.notes)
         return EngineResult([GeneratedOutput("music", audio, info)], loaded.spec.provenance(), runtime)
+
+    def _extend_right(self, loaded: LoadedMusicGen, request: MusicRequest, ctx: RunContext) -> EngineResult:
+        """Extend on the right: a continuation of the clip whose source part is kept exactly as it
+        was read (not re-levelled), and whose new part is only scaled down if it would clip."""
+        as_continuation = dataclasses.replace(
+            request, audio_prompt=request.init_audio, init_audio="", edit="", duration=request.extend_right
+        )
+        seed = request.seed if request.seed is not None else 0
+        audio = self._generate_musicgen(loaded, as_continuation, ctx, seed)
+        source = fit_channels(read_audio(request.init_audio, "init_audio", loaded.sample_rate), loaded.channels)
+        new = audio[len(source) :]
+        peak = float(np.max(np.abs(new))) if new.size else 0.0
+        if peak > PEAK_LEVEL:
+            new = new * (PEAK_LEVEL / peak)
+        audio = np.concatenate([source, new]).astype(np.float32)
+        rate = loaded.sample_rate
+        info = {"sample_rate": rate, "channels": int(audio.shape[1]), "duration_s": round(len(audio) / rate, 4)}
+        runtime = {**loaded.device.to_dict(), "model_class": loaded.spec.model_class, "versions": library_versions()}
+        operation = {"action": "c2pa.edited", "task": "extend", "left_s": 0.0, "right_s": request.extend_right}
+        outputs = [GeneratedOutput("music", audio, info)]
+        return EngineResult(outputs, loaded.spec.provenance(), runtime, operation=operation)
 
     def _generate_musicgen(self, loaded: LoadedMusicGen, request: MusicRequest, ctx: RunContext, seed: int) -> Any:
         rate, window = loaded.sample_rate, loaded.window_s
@@ -232,17 +261,11 @@ class MusicGenEngine:
     def _melody_inputs(self, loaded: LoadedMusicGen, request: MusicRequest) -> dict[str, Any]:
         if not request.melody:
             return {}
-        try:
-            from transformers import MusicgenMelodyFeatureExtractor
-
-            extractor = MusicgenMelodyFeatureExtractor(sampling_rate=loaded.sample_rate)
-            tune = read_audio(request.melody, "melody", loaded.sample_rate)
-            features = extractor(tune.mean(axis=1), sampling_rate=loaded.sample_rate, return_tensors="pt")
-        except ImportError as exc:
-            raise ModelError(
-                f"following a melody needs torchaudio, which is not installed ({exc}); "
-                "install the torchaudio build that matches your torch"
-            ) from exc
+        # The chroma in numpy (melody_chroma): the extractor's own path needs torchaudio, which
+        # rarely loads beside a CPU torch build.
+        tune = read_audio(request.melody, "melody", loaded.sample_rate)
+        settings = {**extractor_settings(loaded.spec.path), "sampling_rate": loaded.sample_rate}
+        features = {"input_features": torch.from_numpy(melody_chroma(tune.mean(axis=1), settings))}
         return {"input_features": features["input_features"].to(loaded.device.device, loaded.model.dtype)}
 
 

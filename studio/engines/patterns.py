@@ -178,11 +178,11 @@ def describe(spec: ModelSpec) -> ModelInfo:
         Control.GUIDANCE: "the pattern painter follows its words exactly: there is no guidance scale",
         Control.SCHEDULER: "the pattern painter has no sampler to choose",
         Control.IMAGE_INPUT: "the pattern painter cannot start from an image; a Stable Diffusion model can",
-        Control.MASK: "the pattern painter cannot repaint a masked region yet",
     }
+    # A mask (repaint a region, paint beyond the frame) it can do: it paints any position exactly.
     return model_info(
         spec,
-        (),
+        (Control.MASK,),
         reasons,
         native_size=768,
         size_range=(MIN_SIDE, MAX_SIDE),
@@ -348,7 +348,13 @@ class PatternEngine:
     kind = "image"
 
     def check(self, spec: ModelSpec, request: ImageRequest) -> None:
+        from studio.engines import patterns_edit
+
+        if request.kind == "upscale":
+            patterns_edit.check(request)
+            return
         check(request)
+        patterns_edit.check(request)
 
     def describe(self, spec: ModelSpec) -> ModelInfo:
         info = describe(spec)
@@ -358,6 +364,17 @@ class PatternEngine:
         return load(spec, device)
 
     def generate(self, loaded: LoadedPatternModel, request: ImageRequest, ctx: RunContext) -> EngineResult:
+        from studio.core.edits import is_edit
+        from studio.engines import patterns_edit
+
+        if request.kind == "upscale":
+            return patterns_edit.generate_upscale(loaded, request, ctx, library_versions())
+        if is_edit(request):
+            return patterns_edit.generate_edit(loaded, request, ctx, library_versions())
+        if request.hires_scale > 1:  # its "upscale" is the same painting at the larger size
+            result = generate(loaded, patterns_edit.hires_request(request), ctx, library_versions())
+            hires = {"first_pass": [request.width, request.height], "how": "painted again at the larger size"}
+            return replace(result, runtime={**result.runtime, "hires": hires})
         return generate(loaded, request, ctx, library_versions())
 
     def unload(self, loaded: LoadedPatternModel) -> None:

@@ -21,12 +21,16 @@ TRANSFORMERS_TEXT = "transformers-text"
 MUSICGEN = "musicgen"
 DIFFUSERS_AUDIO = "diffusers-audio"
 MELODY = "melody"
+UPSCALER = "upscaler"
+LANCZOS = "lanczos"
+GGUF = "gguf"
+ACE_STEP = "ace-step"
 
 
 @dataclass(frozen=True)
 class EngineEntry:
     format: str
-    kind: str  # the medium its models make: "text", "image" or "music"
+    kind: str  # the medium its models make: "text", "image" or "music" (or "upscaler": images made larger)
     engine: str  # "module:Class", imported when first needed
     what: str  # for people: what kind of model this is
 
@@ -41,6 +45,10 @@ ENGINES: dict[str, EngineEntry] = {
         EngineEntry(MUSICGEN, "music", _E + "musicgen:MusicGenEngine", "MusicGen"),
         EngineEntry(DIFFUSERS_AUDIO, "music", _E + "diffusers_audio:DiffusersAudioEngine", "diffusers audio pipeline"),
         EngineEntry(MELODY, "music", _E + "melody:MelodyEngine", "Studio melody model"),
+        EngineEntry(UPSCALER, "upscaler", _E + "upscaler:UpscalerEngine", "spandrel upscaler"),
+        EngineEntry(LANCZOS, "upscaler", _E + "upscaler:LanczosEngine", "Lanczos resampling (no model)"),
+        EngineEntry(GGUF, "text", _E + "gguf_text:GGUFTextEngine", "GGUF (llama.cpp)"),
+        EngineEntry(ACE_STEP, "music", _E + "ace_step:AceStepEngine", "ACE-Step song model"),
     )
 }
 

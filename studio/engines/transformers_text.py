@@ -15,7 +15,8 @@ from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging as transformers_logging
 
 from studio.core.capabilities import Control, ModelInfo
-from studio.core.errors import ModelError
+from studio.core.conversation import chat_messages, fit_context
+from studio.core.errors import ModelError, StudioError
 from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
@@ -163,7 +164,8 @@ class TransformersTextEngine:
         adapters = list(getattr(ctx, "adapters", ()))  # a stand-in context (tests) may have none
         apply_text_lora(loaded, adapters)  # before seeding: peft draws random numbers as it builds layers
         notes: list[str] = []
-        encoded = self._encode_prompt(loaded, request, notes)
+        facts: dict[str, Any] = {}
+        encoded = self._encode_prompt(loaded, request, notes, facts)
         input_length = int(encoded["input_ids"].shape[1])
         max_new = request.max_tokens
         context = loaded.context_length
@@ -186,6 +188,8 @@ class TransformersTextEngine:
         }
         if sampling:
             kwargs.update(temperature=request.temperature, top_p=request.top_p, top_k=request.top_k)
+            if request.min_p > 0:
+                kwargs["min_p"] = request.min_p
         else:  # greedy: reset sampling defaults a model's generation_config may carry
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if request.stop:
@@ -215,6 +219,7 @@ class TransformersTextEngine:
             "stopped": stopped,
             "chat_template": loaded.has_chat_template,
             "notes": notes,
+            **facts,
         }
         output = GeneratedOutput("text", request.continue_from + streamer.text, info)
         runtime = {**loaded.device.to_dict(), "versions": library_versions()}
@@ -223,14 +228,28 @@ class TransformersTextEngine:
             model_record["adapters"] = adapter_records(adapters)
         return EngineResult([output], model_record, runtime)
 
-    def _encode_prompt(self, loaded: LoadedTextModel, request: TextRequest, notes: list[str]) -> dict[str, Any]:
+    def _encode_prompt(
+        self, loaded: LoadedTextModel, request: TextRequest, notes: list[str], facts: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         tokenizer = loaded.tokenizer
         if loaded.has_chat_template:
-            messages = []
-            if request.system.strip():
-                messages.append({"role": "system", "content": request.system})
-            messages.append({"role": "user", "content": request.prompt})
+            messages = chat_messages(request.system, request.messages, request.prompt)
             template_options: dict[str, Any] = {"add_generation_prompt": True}
+            context = loaded.context_length
+            if request.messages and context:  # the context rule: the oldest turns go first
+
+                def count(kept: list[dict[str, str]]) -> int:
+                    text = tokenizer.apply_chat_template(kept, tokenize=False, add_generation_prompt=True)
+                    return len(tokenizer(text + request.continue_from, add_special_tokens=False)["input_ids"])
+
+                try:
+                    messages, dropped = fit_context(messages, count, context - min(request.max_tokens, context // 2))
+                except StudioError as exc:
+                    raise ModelError(str(exc)) from exc
+                if facts is not None:
+                    facts["dropped_turns"] = dropped
+                if dropped:
+                    notes.append(f"the {dropped} oldest turns were left out: the conversation outgrew the context")
             if request.continue_from:
                 messages.append({"role": "assistant", "content": request.continue_from})
                 template_options = {"continue_final_message": True}
@@ -242,7 +261,7 @@ class TransformersTextEngine:
                 if not request.system.strip():
                     raise ModelError(f"the model's chat template failed: {first_line(exc)}") from exc
                 notes.append("the chat template refused a system prompt; it was put before the prompt")
-                merged = [{"role": "user", "content": f"{request.system}\n\n{request.prompt}"}, *messages[2:]]
+                merged = [{**messages[1], "content": f"{request.system}\n\n{messages[1]['content']}"}, *messages[2:]]
                 encoded = tokenizer.apply_chat_template(
                     merged, return_tensors="pt", return_dict=True, **template_options
                 )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.core.media_types import SIGNABLE_MIME
+from studio.gallery.xmp import digital_source_type
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -185,21 +186,36 @@ class ContentCredentials:
         model = record.get("model", {}) if isinstance(record.get("model"), dict) else {}
         app = f"{self.app_name} {self.app_version}".strip()
         agent = {"name": self.app_name, "version": self.app_version}
+        operation = (record.get("derived_from") or {}).get("operation", {})
+        operation = operation if isinstance(operation, dict) else {}
+        source_type = digital_source_type(record)
         if parent is None:
             actions: list[dict[str, Any]] = [
                 {
                     "action": "c2pa.created",
-                    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+                    "digitalSourceType": source_type,
                     "softwareAgent": agent,
                     "description": f"generated with {app} from the model {model.get('name', '')}",
                 }
             ]
-        else:
-            operation = (record.get("derived_from") or {}).get("operation", {})
-            what = operation.get("format", "") if isinstance(operation, dict) else ""
+        elif action == "c2pa.transcoded":
+            what = operation.get("format", "")
             actions = [
                 {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
                 {"action": action, "softwareAgent": agent, "description": f"exported by {app} as {what}".strip()},
+            ]
+        else:
+            # An edit made by a model (inpaint, upscale, a repainted bar of a song): the parent opened,
+            # then changed, the new parts AI-made.
+            task = str(operation.get("task") or "edited")
+            actions = [
+                {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
+                {
+                    "action": action,
+                    "digitalSourceType": source_type,
+                    "softwareAgent": agent,
+                    "description": f"{task} with {app} using the model {model.get('name', '')}".strip(),
+                },
             ]
         assertions: list[dict[str, Any]] = [
             {"label": "c2pa.actions.v2", "data": {"actions": actions}},

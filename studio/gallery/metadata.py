@@ -22,6 +22,7 @@ from studio.gallery.xmp import (
     DIGITAL_SOURCE_TYPE,
     ai_training_from_xmp,
     build_xmp,
+    digital_source_type,
     read_xmp_fields,
     record_from_xmp,
 )
@@ -78,6 +79,17 @@ class Marking:
         request = (self.record or {}).get("request", {})
         return str(request.get("prompt", "")) if isinstance(request, dict) else ""
 
+    @property
+    def lyrics(self) -> str:
+        """The lyrics sung, for a song: what the model read (``runtime.lyrics_sung``, when it kept
+        only part of them), else what was asked."""
+        record = self.record or {}
+        request, runtime = record.get("request", {}), record.get("runtime", {})
+        if not isinstance(request, dict) or not request.get("lyrics"):
+            return ""
+        sung = runtime.get("lyrics_sung") if isinstance(runtime, dict) else None
+        return str(sung if isinstance(sung, str) else request.get("lyrics", ""))
+
 
 def marking_for(
     record: ProvenanceRecord,
@@ -97,7 +109,7 @@ def marking_for(
     parameters = ""
     if not embed_prompt:
         request = dict(data["request"])
-        for key in ("prompt", "negative", "system"):
+        for key in ("prompt", "negative", "system", "lyrics"):
             if key in request:
                 request[key] = ""
         data["request"] = request
@@ -161,7 +173,7 @@ def write_text(text: str, path: Path, marking: Marking, suffix: str = ".md") -> 
     lines = ["---"]
     if marking.record is not None:
         lines.append(f"{_FRONT_MATTER_PREFIX}{marking.record_json}")
-    lines.append(f"digital_source_type: {DIGITAL_SOURCE_TYPE}")
+    lines.append(f"digital_source_type: {digital_source_type(marking.record)}")
     if marking.ai_training in _STATED:
         lines.append(f"ai_training: {marking.ai_training}")
     lines += ["---", "", ""]
@@ -186,7 +198,7 @@ def write_image(image: Any, path: Path, marking: Marking, suffix: str = ".png", 
             info.add_text("parameters", marking.parameters)
         if marking.record is not None:
             info.add_itxt(RECORD_KEY, marking.record_json, zip=True)
-        info.add_text("DigitalSourceType", DIGITAL_SOURCE_TYPE)
+        info.add_text("DigitalSourceType", digital_source_type(marking.record))
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
         image.save(path, format="PNG", pnginfo=info)
         return
@@ -211,7 +223,7 @@ def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: s
         raise ValueError(f"no audio format for {suffix}")
     container, subtype = formats[suffix]
     soundfile.write(path, samples, rate, format=container, subtype=subtype)
-    fields = {"DIGITAL_SOURCE_TYPE": DIGITAL_SOURCE_TYPE, "ENCODER": marking.app}
+    fields = {"DIGITAL_SOURCE_TYPE": digital_source_type(marking.record), "ENCODER": marking.app}
     if marking.ai_training in _STATED:
         fields["AI_TRAINING"] = marking.ai_training
     if marking.record is not None:
@@ -221,6 +233,8 @@ def write_audio(samples: Any, rate: int, path: Path, marking: Marking, suffix: s
             fields["AI_SYSTEM"] = marking.model_name
         if marking.prompt:
             fields["DESCRIPTION"] = marking.prompt
+        if marking.lyrics:
+            fields["LYRICS"] = marking.lyrics  # the Vorbis field players show; ID3 has its own frame (USLT)
     if suffix in (".flac", ".ogg"):
         _write_vorbis_comments(path, suffix, fields)
     else:
@@ -250,17 +264,20 @@ def _write_vorbis_comments(path: Path, suffix: str, fields: dict[str, str]) -> N
 
 
 def _write_id3(path: Path, suffix: str, fields: dict[str, str]) -> None:
-    from mutagen.id3 import TSSE, TXXX
+    from mutagen.id3 import TSSE, TXXX, USLT
 
     # mutagen's frame classes are not annotated: constructors taking keywords.
     encoder_frame: Callable[..., Any] = TSSE
     text_frame: Callable[..., Any] = TXXX
+    lyrics_frame: Callable[..., Any] = USLT
     audio = _open_audio(path, suffix)
     if audio.tags is None:
         audio.add_tags()
     for key, value in fields.items():
         if key == "ENCODER":
             audio.tags.add(encoder_frame(encoding=3, text=[value]))
+        elif key == "LYRICS":
+            audio.tags.add(lyrics_frame(encoding=3, lang="und", desc="", text=value))
         else:
             audio.tags.add(text_frame(encoding=3, desc=key, text=[value]))
     audio.save()

@@ -112,8 +112,14 @@ class GalleryStore:
 
     # -- saving -------------------------------------------------------------
 
-    def save(self, output: GeneratedOutput, record: ProvenanceRecord) -> GalleryItem:
-        """Write one output with its metadata and sidecar, and index it."""
+    def save(
+        self, output: GeneratedOutput, record: ProvenanceRecord, *, parent_file: Path | None = None
+    ) -> GalleryItem:
+        """Write one output with its metadata and sidecar, and index it.
+
+        ``parent_file`` is the source an edit was made from (``record.derived_from`` says how): it
+        becomes the ``parentOf`` ingredient of the output's content credentials, its own manifest
+        travelling along."""
         folder = self.root / record.created_at[:10]
         # Companion files are listed (with their hashes) before the output is encoded, so the
         # record embedded in the file names them too: an exported copy can bring its MIDI along.
@@ -141,7 +147,7 @@ class GalleryStore:
             folder.mkdir(parents=True, exist_ok=True)
             write = encoded.write
             if self._should_sign(final):
-                write, credentials = self._signed(encoded.write, record), "c2pa"
+                write, credentials = self._signed(encoded.write, record, parent_file), "c2pa"
             try:
                 atomic_write(final, write, prefix=_TMP_PREFIX)
             except SigningFailed as exc:
@@ -177,18 +183,29 @@ class GalleryStore:
     def _should_sign(self, final: Path) -> bool:
         return self.credentials is not None and self._sign_outputs() and final.suffix in SIGNABLE_MIME
 
-    def _signed(self, write_plain: Callable[[Path], None], record: ProvenanceRecord) -> Callable[[Path], None]:
+    def _signed(
+        self, write_plain: Callable[[Path], None], record: ProvenanceRecord, parent_file: Path | None = None
+    ) -> Callable[[Path], None]:
         """A writer that embeds the plain metadata first, then signs: a tag added later would break it."""
         credentials = self.credentials
         assert credentials is not None
         embedded = marking_for(record, embed_prompt=self._embed_prompts()).record or {}
+        operation = (record.derived_from or {}).get("operation")
+        action = str(operation.get("action", "c2pa.edited")) if isinstance(operation, dict) else "c2pa.edited"
+        # A parent the signer cannot read as media (gone, or a format C2PA does not carry) is named in
+        # the record only; the output is then signed as created from it.
+        if parent_file is not None and (not parent_file.is_file() or parent_file.suffix.lower() not in SIGNABLE_MIME):
+            parent_file = None
 
         def write(path: Path) -> None:
             plain = path.with_name(_TMP_PREFIX + "plain-" + path.name.removeprefix(_TMP_PREFIX))
             try:
                 write_plain(plain)
                 try:
-                    credentials.sign(plain, path, embedded)
+                    if parent_file is not None:
+                        credentials.sign(plain, path, embedded, parent=parent_file, action=action)
+                    else:
+                        credentials.sign(plain, path, embedded)
                 except Exception as exc:  # c2pa raises its own types; the output must not be lost
                     raise SigningFailed() from exc
             finally:
@@ -384,6 +401,57 @@ class GalleryStore:
 
     # -- reading ------------------------------------------------------------
 
+    def source_of(self, path: str | Path, item_id: str | None = None) -> tuple[dict[str, Any], Path | None]:
+        """What an edit's record says of its source, and the source file to sign it with.
+
+        The source is a gallery item when ``item_id`` names one, or when the file is one (by its
+        path in the gallery, else by its sha256: a copy dragged back in is still that item); then
+        the record names the item, its hashes and whether it was generated. Any other file (a
+        dropped photo) is named by file name and sha256, and counts as not generated, so the edit
+        is marked a composite with AI-made parts rather than wholly AI-made."""
+        source = Path(path)
+        item = self.get(item_id) if item_id else None
+        digest = ""
+        if item is None and source.is_file():
+            try:
+                relative = str(source.resolve().relative_to(self.root.resolve()))
+            except ValueError:
+                relative = ""
+            row = None
+            if relative:
+                row = (
+                    self._db()
+                    .execute(f"SELECT {_COLUMNS} FROM items WHERE path = ? AND deleted_at IS NULL", (relative,))
+                    .fetchone()
+                )
+            if row is None:
+                digest = file_sha256_and_size(source)[0]
+                row = (
+                    self._db()
+                    .execute(
+                        f"SELECT {_COLUMNS} FROM items WHERE sha256 = ? AND deleted_at IS NULL ORDER BY id LIMIT 1",
+                        (digest,),
+                    )
+                    .fetchone()
+                )
+            item = self._item(row) if row else None
+        if item is not None:
+            record = item.record
+            imported_plain = bool(record.runtime.get("imported_from")) and not (
+                record.model.get("name") or record.model.get("id")
+            )
+            described: dict[str, Any] = {
+                "id": item.id,
+                "sha256": str(record.output.get("sha256", "")),
+                "content_sha256": str(record.output.get("content_sha256", "")),
+                "file": item.path.name,
+                "generated": not imported_plain,
+            }
+            return described, item.path if item.path.is_file() else (source if source.is_file() else None)
+        if not source.is_file():
+            return {"file": source.name, "generated": False}, None
+        return {"file": source.name, "sha256": digest or file_sha256_and_size(source)[0], "generated": False}, source
+
     def get(self, item_id: str, *, include_deleted: bool = False) -> GalleryItem | None:
         where = "id = ?" if include_deleted else "id = ? AND deleted_at IS NULL"
         row = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE {where}", (item_id,)).fetchone()
@@ -429,6 +497,16 @@ class GalleryStore:
         marks = ",".join("?" * len(item_ids))
         rows = self._db().execute(f"SELECT {_COLUMNS} FROM items WHERE id IN ({marks})", item_ids)
         return {row[0]: self._item(row) for row in rows}
+
+    def batch_keys(self, plan: str) -> dict[str, str]:
+        """The job keys of a batch plan already in the gallery (not in the trash), each with its item
+        id: what ``studio batch --resume`` skips."""
+        rows = self._db().execute(
+            "SELECT json_extract(record, '$.runtime.batch.key'), id FROM items"
+            " WHERE deleted_at IS NULL AND json_extract(record, '$.runtime.batch.plan') = ?",
+            (plan,),
+        )
+        return {str(key): str(item_id) for key, item_id in rows if key}
 
     def models(self) -> builtins.list[str]:
         rows = self._db().execute("SELECT DISTINCT model FROM items WHERE deleted_at IS NULL AND model != ''")

@@ -187,6 +187,9 @@ def _describe(path: Path, report: VerifyReport) -> None:
         base = f"an exported {fmt} copy of {derived.get('id', '?')}"
         if operation.get("action") == "regenerate":
             base = f"a regeneration of {derived.get('id', '?')}"
+        elif operation.get("action") not in ("c2pa.transcoded", None):
+            source = derived.get("id") or derived.get("file") or "?"
+            base = f"{_article(record.kind)} {record.kind} made by {operation.get('task') or 'editing'} {source}"
         parent_sha = str(derived.get("sha256", ""))[:12]
         base += f" (original sha256 {parent_sha}…)" if parent_sha else ""
     else:

@@ -14,6 +14,18 @@ import re
 from typing import Any
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+# An edit of something not generated (a photo with a repainted region): partly AI-made.
+COMPOSITE_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+
+
+def digital_source_type(record: dict[str, Any] | None) -> str:
+    """IPTC's source type for an output: AI-made, or a composite when it edits a source that was not."""
+    derived = (record or {}).get("derived_from")
+    if isinstance(derived, dict) and derived.get("generated") is False:
+        return COMPOSITE_SOURCE_TYPE
+    return DIGITAL_SOURCE_TYPE
+
+
 IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 STUDIO_NS = "https://github.com/studio-app/studio/ns/provenance/1.0/"
 # PLUS (the Picture Licensing Universal System) says whether data mining and AI training are allowed.
@@ -37,7 +49,7 @@ def build_xmp(
 ) -> bytes:
     """The packet: the source type always; the AI system, prompt and full record when ``record`` is given;
     PLUS ``DataMining`` when the training permission is stated (``allowed`` / ``not_allowed``)."""
-    attributes = [f'Iptc4xmpExt:DigitalSourceType="{DIGITAL_SOURCE_TYPE}"', f'xmp:CreatorTool="{_attr(app)}"']
+    attributes = [f'Iptc4xmpExt:DigitalSourceType="{digital_source_type(record)}"', f'xmp:CreatorTool="{_attr(app)}"']
     if ai_training in DATA_MINING:
         attributes.append(f'plus:DataMining="{DATA_MINING[ai_training]}"')
     if model_name:

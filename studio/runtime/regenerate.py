@@ -221,10 +221,15 @@ def regenerate(
 
     if record.kind not in ("text", "image", "music"):
         raise StudioError(f"a {record.kind} item cannot be regenerated")
-    if record.derived_from is not None:
+    operation = (record.derived_from or {}).get("operation")
+    action = operation.get("action") if isinstance(operation, dict) else None
+    # An edit ran a model on a source and can run again; an exported copy or a kept regeneration cannot.
+    if record.derived_from is not None and action in ("c2pa.transcoded", "regenerate", None):
         raise StudioError(
             f"{record.id} is a derivative of {record.derived_from.get('id', 'another item')}: regenerate that one"
         )
+    if record.output.get("grid"):
+        raise StudioError(f"{record.id} is a sweep's grid, made of its cells: regenerate a cell")
     if record.runtime.get("imported_from"):
         raise StudioError(f"{record.id} was imported from another tool: Studio has no model run to repeat")
     spec, digest_now = find_model(record, catalog, fingerprints)

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import studio
+from studio.core.errors import StudioError
 from studio.core.models import ModelSpec
 from studio.core.paths import StudioPaths, resources_dir
 from studio.core.settings import Settings
 from studio.engines.fingerprint import WeightFingerprints
 from studio.engines.library import ModelCatalog
 from studio.gallery.credentials import ContentCredentials
+from studio.gallery.relocate import move_gallery
 from studio.gallery.store import GalleryStore
 from studio.runtime.worker import Worker
 
@@ -65,6 +67,7 @@ def make_catalog(settings: Settings) -> ModelCatalog:
         resources_dir() / "models",
         settings.get("model_folders"),
         allow_pickle=settings.get("allow_pickle_models"),
+        app_sources_off=settings.get("model_sources_off"),
     )
 
 
@@ -72,7 +75,7 @@ def open_services(paths: StudioPaths) -> Services:
     paths.ensure()
     settings = Settings.load(paths.settings_file)
     store = GalleryStore(
-        paths.gallery,
+        gallery_location(paths, settings),
         embed_prompts=lambda: bool(settings.get("embed_prompts")),
         sign_outputs=lambda: bool(settings.get("sign_outputs")),
         credentials=installation_credentials(paths),
@@ -88,6 +91,30 @@ def open_services(paths: StudioPaths) -> Services:
         fingerprints=WeightFingerprints(paths.cache / "weight-digests.json"),
     )
     return Services(paths, settings, store, worker)
+
+
+def gallery_location(paths: StudioPaths, settings: Settings) -> Path:
+    """The gallery folder the settings choose (else the data folder's), after moving the gallery
+    there when a move was asked for; a move that fails leaves the gallery where it was."""
+    chosen = str(settings.get("gallery_folder") or "")
+    root = Path(chosen).expanduser() if chosen else paths.gallery
+    pending = str(settings.get("gallery_move_from") or "")
+    if not pending:
+        return root
+    settings.set("gallery_move_from", "")
+    source = Path(pending)
+    try:
+        if source.is_dir() and source.resolve() != root.resolve():
+            move_gallery(source, root)
+    except StudioError:
+        log.exception("the gallery stays in %s", source)
+        settings.set("gallery_folder", "" if source == paths.gallery else str(source))
+        root = source
+    try:
+        settings.save()
+    except OSError:
+        log.warning("could not save the settings after moving the gallery", exc_info=True)
+    return root
 
 
 def setup_logging(paths: StudioPaths, *, verbose: bool = False) -> Path:

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import studio
 from studio.core.capabilities import ModelInfo
@@ -35,7 +35,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
-from studio.core.requests import MAX_SEED, Request
+from studio.core.requests import MAX_SEED, Request, TextRequest, default_task, source_file
 from studio.engines import registry
 from studio.engines.base import RunContext
 from studio.runtime.model_cache import ModelCache
@@ -54,7 +54,9 @@ class Catalog(Protocol):
 class Store(Protocol):
     """Where outputs are saved (``studio.gallery.store.GalleryStore``)."""
 
-    def save(self, output: Any, record: ProvenanceRecord) -> Any: ...
+    def save(self, output: Any, record: ProvenanceRecord, *, parent_file: Path | None = None) -> Any: ...
+
+    def source_of(self, path: str | Path, item_id: str | None = None) -> tuple[dict[str, Any], Path | None]: ...
 
 
 class Fingerprints(Protocol):
@@ -70,6 +72,8 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     parent: str | None = None
     task: Callable[[_Job], None] | None = None  # internal work instead of a request
+    # Facts the caller adds to the record's ``runtime`` (a batch plan's job key, for --resume).
+    record_runtime: dict[str, Any] = field(default_factory=dict)
     load_s: float = 0.0  # seconds spent loading its model (0 when it was loaded already)
 
 
@@ -123,8 +127,10 @@ class Worker:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def submit(self, request: Request, *, parent: str | None = None) -> str:
-        return self._enqueue(_Job(_new_job_id(), request, parent=parent))
+    def submit(
+        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+    ) -> str:
+        return self._enqueue(_Job(_new_job_id(), request, parent=parent, record_runtime=dict(record_runtime or {})))
 
     def probe_device(self, *, preload_engines: bool = False) -> str:
         """Ask the worker to report its device (a ``device`` event); imports torch there. With
@@ -150,6 +156,28 @@ class Worker:
             if job_id not in self._partials:
                 return None
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
+
+    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str:
+        """Run ``work`` on the worker thread once every job queued before it has run — a sweep's grid
+        after its cells. Its end is a ``finished`` event carrying what it returns (``info['kind']`` is
+        ``kind``), or an ``error`` naming what went wrong; cancelled while queued like any job."""
+        facts = {"kind": kind, **(info or {})}
+
+        def task(job: _Job) -> None:
+            if job.cancel.is_set():
+                self._emit(JobEvent(EventKind.CANCELLED, job.id, info=facts))
+                return
+            try:
+                items = work()
+            except StudioError as exc:
+                self._emit(JobEvent(EventKind.ERROR, job.id, error=str(exc), info=facts))
+                return
+            except Exception as exc:
+                self._emit_unexpected(job, kind, exc)
+                return
+            self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=facts))
+
+        return self._enqueue(_Job(_new_job_id(), None, task=task))
 
     def cancel(self, job_id: str) -> bool:
         """Drop a queued job at once, or ask the running one to stop. False if unknown."""
@@ -256,6 +284,8 @@ class Worker:
             if job.cancel.is_set():
                 raise JobCancelled()
             result = self._generate(job, request)
+            if job.record_runtime:
+                result = dataclasses.replace(result, runtime={**result.runtime, **job.record_runtime})
             if job.cancel.is_set():
                 self._remember_partial(job, result, request)
                 raise JobCancelled()
@@ -285,9 +315,13 @@ class Worker:
         spec = self._catalog.resolve(request.model)
         if not spec.runnable:
             raise ModelError(f"cannot use {spec.name}: {spec.reason}")
-        if spec.kind != request.kind:
+        # A job runs on a model of its own kind, or of the kinds its request names (an upscale: an upscaler,
+        # or an image model that re-renders at any size).
+        model_kinds = getattr(request, "model_kinds", (request.kind,))
+        if spec.kind not in model_kinds:
+            wanted = " or ".join(model_kinds)
             raise ModelError(
-                f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {request.kind} model"
+                f"{spec.name} is a {spec.kind or 'unknown'} model; a {request.kind} job needs a {wanted} model"
             )
         with self._library_lock:
             engine = self._engine(spec)
@@ -356,7 +390,14 @@ class Worker:
         return self._device[1]
 
     def _save(self, result: EngineResult, request: Request, parent: str | None) -> list[Any]:
+        if isinstance(request, TextRequest) and request.conversation:  # a chat turn: into its conversation
+            from studio.gallery.conversations import save_exchange
+
+            return [save_exchange(cast(Any, self._store), request, result)]  # the gallery's store
         items = []
+        derived_from, parent_file = self._derivation(result, request, parent)
+        if derived_from is not None and derived_from.get("id"):
+            parent = str(derived_from["id"])
         for output in result.outputs:
             record = ProvenanceRecord(
                 id=new_item_id(),
@@ -368,9 +409,25 @@ class Worker:
                 runtime=result.runtime,
                 output=dict(output.info),
                 parent=parent,
+                derived_from=derived_from,
             )
-            items.append(self._store.save(output, record))
+            items.append(self._store.save(output, record, parent_file=parent_file))
         return items
+
+    def _derivation(
+        self, result: EngineResult, request: Request, parent: str | None
+    ) -> tuple[dict[str, Any] | None, Path | None]:
+        """An output made from a source (the request names one, or the engine says it edited one) is a
+        derivative: its record names the source and what was done to it."""
+        source_field, source = source_file(request)
+        if not source and not result.operation:
+            return None, None
+        operation = dict(result.operation) or {"action": "c2pa.edited", "task": default_task(source_field)}
+        operation.setdefault("action", "c2pa.edited")
+        if not source:
+            return {"operation": operation}, None
+        described, parent_file = self._store.source_of(source, parent)
+        return {**described, "operation": operation}, parent_file
 
     def _remember_partial(self, job: _Job, result: EngineResult, request: Request, *, any_kind: bool = False) -> None:
         """Keep a result that was not saved: stopped text (saved only if the user asks), or any

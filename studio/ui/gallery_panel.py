@@ -8,7 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, QUrl, Signal, SignalInstance
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+    SignalInstance,
+)
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -17,8 +28,10 @@ from PySide6.QtGui import (
     QImage,
     QKeySequence,
     QPainter,
+    QPen,
     QPixmap,
     QShortcut,
+    QWheelEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,11 +45,13 @@ from PySide6.QtWidgets import (
     QListView,
     QMessageBox,
     QPlainTextEdit,
+    QSlider,
     QSplitter,
     QStackedWidget,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -45,40 +60,62 @@ from studio.core.errors import StudioError
 from studio.gallery.verify import verify_file
 from studio.ui.export_dialog import ExportDialog
 from studio.ui.gallery_model import GalleryModel, ItemRole, ThumbnailRole
+from studio.ui.item_card import card_html, local_time, record_text
 from studio.ui.thumbnails import THUMB_SIDE, ThumbnailCache
 from studio.ui.widgets.audio_player import AudioPlayer
 from studio.ui.widgets.controls import button
 from studio.ui.widgets.image_view import ImageView, scaled
+from studio.ui.widgets.status_line import MessageTimeout
+from studio.ui.widgets.waveform import WaveformView
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
     from studio.runtime.services import Services
 
-_CELL = QSize(THUMB_SIDE + 16, THUMB_SIDE + 40)
 _DATES = (("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30))
+TILE_SIZES = (96, THUMB_SIDE)  # the tile-size slider's range: a tile's picture side in pixels
+_TILE_DEFAULT = 176
+_CAPTION = 40  # two lines under the picture: the prompt, then the kind and date
 
 
 class GalleryDelegate(QStyledItemDelegate):
-    """A tile: the thumbnail (or the first lines of a text), a star for favourites, the kind."""
+    """A tile: the thumbnail (or the first lines of a text) kept in its own colours, under it the
+    prompt and the kind and date; a selected tile is framed in the accent colour, never tinted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.side = _TILE_DEFAULT
+
+    def cell(self) -> QSize:
+        return QSize(self.side + 16, self.side + _CAPTION + 16)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return _CELL
+        return self.cell()
 
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> None:
         item: GalleryItem | None = index.data(ItemRole)
         painter.save()
-        palette = option.palette
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = option.rect.adjusted(4, 4, -4, -4)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
         app = QApplication.instance()
         light = app is not None and app.property("studio_theme") == "light"
         # Tile colours follow the theme (a stylesheet does not reach the palette a delegate paints with).
-        tile, ink = (QColor("#ffffff"), QColor("#1d1e22")) if light else (QColor("#262830"), QColor("#e6e6e9"))
-        painter.fillRect(rect, palette.highlight() if selected else tile)
+        tile, ink, faint = (
+            (QColor("#eceef3"), QColor("#1d1e22"), QColor("#6b6d75"))
+            if light
+            else (QColor("#262830"), QColor("#e6e6e9"), QColor("#9a9ca6"))
+        )
+        if hovered and not selected:
+            tile = tile.darker(106) if light else tile.lighter(118)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(tile)
+        painter.drawRoundedRect(rect, 6, 6)
         if item is not None:
-            picture_area = QRect(rect.left() + 4, rect.top() + 4, rect.width() - 8, THUMB_SIDE)
+            picture_area = QRect(rect.left() + 4, rect.top() + 4, rect.width() - 8, self.side)
             image = index.data(ThumbnailRole)
             if image is not None and not image.isNull():
                 pixmap = scaled(QPixmap.fromImage(image), picture_area.size())
@@ -89,12 +126,31 @@ class GalleryDelegate(QStyledItemDelegate):
                 painter.setPen(ink)
                 text = item.record.prompt if item.kind != "text" else _first_lines(item)
                 flags = Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap
-                painter.drawText(picture_area, flags, text[:300])
-            caption = QRect(rect.left() + 4, rect.bottom() - 30, rect.width() - 8, 28)
-            painter.setPen(palette.highlightedText().color() if selected else ink)
+                painter.drawText(picture_area.adjusted(4, 4, -4, -4), flags, text[:300])
+            metrics = painter.fontMetrics()
+            line = metrics.height()
+            top = rect.bottom() - _CAPTION + 2
+            width = rect.width() - 10
             star = "★ " if item.favourite else ""
-            label = f"{star}{item.kind} · {item.record.created_at[5:16].replace('T', ' ')}"
-            painter.drawText(caption, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label)
+            prompt = " ".join(item.record.prompt.split()) or item.path.name
+            painter.setPen(ink)
+            painter.drawText(
+                QRect(rect.left() + 5, top, width, line),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                metrics.elidedText(star + prompt, Qt.TextElideMode.ElideRight, width),
+            )
+            painter.setPen(faint)
+            when = local_time(item.record.created_at)
+            painter.drawText(
+                QRect(rect.left() + 5, top + line, width, line),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                metrics.elidedText(f"{item.kind} · {when}", Qt.TextElideMode.ElideRight, width),
+            )
+        if selected:
+            accent = QColor("#3d63d6") if light else QColor("#4a7dff")
+            painter.setPen(QPen(accent, 3))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(1, 1, -1, -1), 6, 6)
         painter.restore()
 
 
@@ -155,23 +211,33 @@ class GalleryPanel(QWidget):
             "Import…", "import files", "Add files to the gallery (or drop them here)", self._import_dialog
         )
         self.export_button = button("Export…", "export", "Export the selected items", self.export_selected)
+        self.tile_size = QSlider(Qt.Orientation.Horizontal)
+        self.tile_size.setRange(*TILE_SIZES)
+        self.tile_size.setValue(_TILE_DEFAULT)
+        self.tile_size.setFixedWidth(120)
+        self.tile_size.setAccessibleName("tile size")
+        self.tile_size.setToolTip("Size of the tiles (Ctrl+wheel over the gallery)")
+        self.tile_size.valueChanged.connect(self.set_tile_side)
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         for widget in (self.kind_filter, self.model_filter, self.date_filter, self.favourites, self.count_label):
             top.addWidget(widget)
+        top.addWidget(self.tile_size)
         top.addWidget(self.import_button)
         top.addWidget(self.export_button)
 
         self.view = QListView()
         self.view.setModel(self.model)
-        self.view.setItemDelegate(GalleryDelegate(self.view))
+        self.delegate = GalleryDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
+        self.view.setMouseTracking(True)  # the hovered tile lightens
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)  # the view lays out 100,000 tiles without asking each one
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
         self.view.setBatchSize(500)
-        self.view.setGridSize(_CELL)
+        self.view.setGridSize(self.delegate.cell())
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.view.setDragEnabled(True)
@@ -181,6 +247,7 @@ class GalleryPanel(QWidget):
         )
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.view.doubleClicked.connect(lambda index: self.open_requested.emit(index.data(ItemRole)))
+        self.view.viewport().installEventFilter(self)
 
         self.preview_image = ImageView()
         self.preview_image.setAccessibleName("item preview")
@@ -190,18 +257,38 @@ class GalleryPanel(QWidget):
         self.fit.setAccessibleName("fit image")
         self.fit.setToolTip("Fit the image to the view; off shows it at 1:1 to zoom in on details")
         self.fit.toggled.connect(self.preview_image.set_fit)
-        self.preview_text = QPlainTextEdit()
-        self.preview_text.setReadOnly(True)
+        self.preview_text = QTextBrowser()
+        self.preview_text.setOpenExternalLinks(False)
         self.preview_text.setAccessibleName("item text")
-        self.preview_text.setToolTip("The selected text")
+        self.preview_text.setToolTip("The selected text, as its Markdown reads")
+        self.waveform = WaveformView()
         self.player = AudioPlayer()
+        self.player.position_changed.connect(self.waveform.set_position)
+        self.waveform.seek_requested.connect(self.player.seek_fraction)
+        music_page = QWidget()
+        music_layout = QVBoxLayout(music_page)
+        music_layout.setContentsMargins(0, 0, 0, 0)
+        music_layout.addWidget(self.waveform, 1)
+        music_layout.addWidget(self.player)
         self.preview = QStackedWidget()
-        for page in (self.preview_image, self.preview_text, self.player):
+        for page in (self.preview_image, self.preview_text, music_page):
             self.preview.addWidget(page)
+        self._music_page = music_page
+        # The card reads like a label in a museum; the full record (hashes, versions) waits behind a toggle.
+        self.card = QTextBrowser()
+        self.card.setAccessibleName("item card")
+        self.card.setToolTip("What made the selected output: model, seed, settings, date and device")
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
-        self.details.setAccessibleName("item details")
-        self.details.setToolTip("Where the selected output came from: its full provenance")
+        self.details.setAccessibleName("item record")
+        self.details.setToolTip("The selected output's full provenance record, as saved beside it")
+        self.about = QStackedWidget()
+        self.about.addWidget(self.card)
+        self.about.addWidget(self.details)
+        self.raw_toggle = QCheckBox("Full record")
+        self.raw_toggle.setAccessibleName("show full record")
+        self.raw_toggle.setToolTip("Show everything the record holds: hashes, library versions, the file")
+        self.raw_toggle.toggled.connect(lambda raw: self.about.setCurrentWidget(self.details if raw else self.card))
         self.tags = QLineEdit()
         self.tags.setPlaceholderText("tags, separated by commas")
         self.tags.setAccessibleName("tags")
@@ -241,9 +328,11 @@ class GalleryPanel(QWidget):
         self.undo_button.setVisible(False)
         self.trash_button = button("Empty trash…", "empty trash", "Delete the trash for good", self.empty_trash)
         actions = QHBoxLayout()
-        for action in (self.reuse_button, self.vary_button, self.input_button, self.verify_button, self.fit):
+        for action in (self.reuse_button, self.vary_button, self.input_button, self.verify_button):
             actions.addWidget(action)
         actions.addWidget(self.compare_button)
+        actions.addStretch(1)
+        actions.addWidget(self.fit)
         more = QHBoxLayout()
         for action in (
             self.favourite_button,
@@ -253,16 +342,19 @@ class GalleryPanel(QWidget):
             self.trash_button,
         ):
             more.addWidget(action)
+        more.addStretch(1)
+        more.addWidget(self.raw_toggle)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(self.preview, 3)
         side_layout.addLayout(actions)
         side_layout.addWidget(self.tags)
         side_layout.addLayout(more)
-        side_layout.addWidget(self.details, 2)
+        side_layout.addWidget(self.about, 2)
         self.status = QLabel()
         self.status.setAccessibleName("gallery status")
         self.status.setWordWrap(True)
+        self.status_timeout = MessageTimeout(self.status)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view)
@@ -372,11 +464,11 @@ class GalleryPanel(QWidget):
             widget.setEnabled(has)
         if item is None:
             self.details.clear()
+            self.card.setHtml("<p style='color:#8b8d96'>Select an output to see how it was made.</p>")
             self.tags.clear()
             self.preview_image.clear()
             self.preview.setCurrentWidget(self.preview_image)
             return
-        record = item.record
         self.favourite_button.setText("★ Unfavourite" if item.favourite else "★ Favourite")
         self.tags.setText(", ".join(item.tags))
         if item.kind == "image":
@@ -388,30 +480,16 @@ class GalleryPanel(QWidget):
             self.preview.setCurrentWidget(self.preview_image)
         elif item.kind == "music":
             self.player.load(item.path)
-            self.preview.setCurrentWidget(self.player)
+            try:
+                self.waveform.set_file(item.path)
+            except (OSError, RuntimeError, ValueError):
+                self.waveform.set_file(None)
+            self.preview.setCurrentWidget(self._music_page)
         else:
-            self.preview_text.setPlainText(_first_lines(item))
+            self.preview_text.setMarkdown(_first_lines(item))
             self.preview.setCurrentWidget(self.preview_text)
-        lines = [
-            f"Prompt: {record.prompt}",
-            f"Model: {record.model.get('name', '')} ({record.model.get('family', '')})",
-            f"Model sha256: {record.model.get('sha256', '')}",
-            f"Seed: {record.seed}",
-            f"Made: {record.created_at} with {record.app.get('name', '')} {record.app.get('version', '')}",
-            f"Device: {record.runtime.get('name', '')} ({record.runtime.get('dtype', '')})",
-            f"File: {item.path}",
-            f"File sha256: {record.output.get('sha256', '')}",
-            f"Content credentials: {record.output.get('content_credentials', 'none')}",
-            "May train AI: " + (record.ai_training or "not_stated").replace("_", " "),
-        ]
-        if record.parent:
-            lines.append(f"Made from: {record.parent}")
-        settings = {k: v for k, v in record.request.items() if k not in ("prompt", "model", "seed", "kind")}
-        lines += [f"{key}: {value}" for key, value in settings.items() if value not in ("", [], None)]
-        versions = record.runtime.get("versions", {})
-        if isinstance(versions, dict) and versions:
-            lines.append("Libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-        self.details.setPlainText("\n".join(lines))
+        self.card.setHtml(card_html(item))
+        self.details.setPlainText(record_text(item))
 
     # -- actions ------------------------------------------------------------------
 
@@ -430,7 +508,7 @@ class GalleryPanel(QWidget):
         try:
             updated = self.store.annotate(item.id, favourite=favourite, tags=tags)
         except StudioError as exc:
-            self.status.setText(str(exc))
+            self._say(str(exc))
             return
         self.model.forget(item.id)
         self._show_item(updated)
@@ -443,10 +521,10 @@ class GalleryPanel(QWidget):
         try:
             self._last_deleted = self.store.delete([item.id for item in items])
         except StudioError as exc:
-            self.status.setText(str(exc))
+            self._say(str(exc))
             return
         self.refresh()
-        self.status.setText(f"Moved {len(self._last_deleted)} item(s) to the trash. Ctrl+Z brings them back.")
+        self._say(f"Moved {len(self._last_deleted)} item(s) to the trash. Ctrl+Z brings them back.")
         self.undo_button.setVisible(True)
 
     def undo_delete(self) -> None:
@@ -455,26 +533,26 @@ class GalleryPanel(QWidget):
         try:
             restored = self.store.restore(self._last_deleted)
         except StudioError as exc:
-            self.status.setText(str(exc))
+            self._say(str(exc))
             return
         self._last_deleted = []
         self.undo_button.setVisible(False)
         self.refresh()
         if restored:
             self.select_item(restored[0])
-        self.status.setText(f"Brought back {len(restored)} item(s).")
+        self._say(f"Brought back {len(restored)} item(s).")
 
     def empty_trash(self) -> None:
         count = len(self.store.trash())
         if not count:
-            self.status.setText("The trash is empty.")
+            self._say("The trash is empty.")
             return
         answer = QMessageBox.question(self, "Empty trash", f"Delete {count} item(s) in the trash for good?")
         if answer == QMessageBox.StandardButton.Yes:
             self.store.empty_trash()
             self._last_deleted = []
             self.undo_button.setVisible(False)
-            self.status.setText(f"Deleted {count} item(s) for good.")
+            self._say(f"Deleted {count} item(s) for good.")
 
     def regenerate_current(self) -> QDialog | None:
         """Open "Regenerate and compare" for the selected item (the run is on a pool thread)."""
@@ -501,8 +579,35 @@ class GalleryPanel(QWidget):
             text = f"Unchanged since it was saved. Content credentials: {credentials}."
         else:
             text = " ".join(report.problems)
-        self.status.setText(f"Verify {item.path.name}: {text}")
+        self._say(f"Verify {item.path.name}: {text}")
         return text
+
+    def _say(self, text: str) -> None:
+        """A message about the last action; it goes after a while (or with the next one)."""
+        self.status.setText(text)
+        self.status_timeout.start()
+
+    def set_tile_side(self, side: int) -> None:
+        """Tiles with pictures ``side`` pixels across (the slider, Ctrl+wheel)."""
+        side = max(TILE_SIZES[0], min(TILE_SIZES[1], side))
+        if self.tile_size.value() != side:
+            self.tile_size.setValue(side)  # comes back here through valueChanged
+            return
+        self.delegate.side = side
+        self.view.setGridSize(self.delegate.cell())
+        self.view.doItemsLayout()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.view.viewport()
+            and event.type() == QEvent.Type.Wheel
+            and isinstance(event, QWheelEvent)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            steps = event.angleDelta().y() / 120
+            self.set_tile_side(self.tile_size.value() + round(steps * 16))
+            return True
+        return super().eventFilter(watched, event)
 
     def _show_file(self) -> None:
         item = self.current_item()
@@ -512,11 +617,11 @@ class GalleryPanel(QWidget):
     def export_selected(self) -> None:
         items = self.selected_items()
         if not items:
-            self.status.setText("Select the items to export first.")
+            self._say("Select the items to export first.")
             return
         dialog = ExportDialog(items, self.store.credentials, self.services.settings, self)
         if dialog.exec():
-            self.status.setText(dialog.summary)
+            self._say(dialog.summary)
 
     # -- importing -------------------------------------------------------------------
 
@@ -532,7 +637,7 @@ class GalleryPanel(QWidget):
         if imported:
             self.select_item(imported[-1].id)
         message = f"Imported {len(imported)} file(s)."
-        self.status.setText(" ".join([message, *problems[:3]]))
+        self._say(" ".join([message, *problems[:3]]))
         return imported
 
     def _import_dialog(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
-    QScrollArea,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -30,13 +29,15 @@ from studio.core.capabilities import Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
 from studio.core.models import ModelSpec
-from studio.core.requests import ImageRequest, Request, field_limit
+from studio.core.requests import ImageRequest, Request, UpscaleRequest, field_limit
+from studio.ui.image_edits import ImageEdits
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox
 from studio.ui.widgets.adapter_list import AdapterList, missing_prompt_loras
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, editor_range, spin_for
 from studio.ui.widgets.image_view import ImageView, StartImageBox, dropped_image_path, qimage_from_array
 from studio.ui.widgets.model_picker import ModelPicker
+from studio.ui.widgets.thumbnail_icon import untinted_icon
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -151,7 +152,15 @@ class ImagePanel(GenerationPanel):
         form.addRow("Start from", start_row)
         form.addRow("Strength", strength_row)
 
+        self.edits = ImageEdits(self.services.paths.data / "masks")
+        self.edits.upscale_requested.connect(self.upscale)
+
         buttons = self.build_run_controls()
+        self.edits.editor.status.connect(self.run_status.setText)
+        self.sweep_button = button(
+            "Sweep…", "sweep", "Vary up to three settings (X/Y/Z): a job per cell and a labelled grid", self.open_sweep
+        )
+        buttons.insertWidget(2, self.sweep_button)
 
         controls = QWidget()
         left = QVBoxLayout(controls)
@@ -159,18 +168,9 @@ class ImagePanel(GenerationPanel):
         left.addWidget(self.prompt, 2)
         left.addWidget(self.negative)
         left.addLayout(form)
-        left.addLayout(buttons)
-        left.addWidget(self.progress)
-        left.addWidget(self.hint)
-        left.addWidget(self.run_status)
-        left.addWidget(self.details_button)
+        left.addWidget(self.edits)
         left.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        # Scroll down when the window is short, never sideways: the controls keep their full width.
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(controls.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        column = self.controls_column(controls, buttons)
 
         self.view = ImageView()
         self.fit = QCheckBox("Fit")
@@ -201,11 +201,14 @@ class ImagePanel(GenerationPanel):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.addWidget(self.view, 1)
+        right_layout.addWidget(self.edits.editor, 1)  # in the view's place while a mask is painted
+        self.edits.editing_toggled.connect(lambda on: self.view.setVisible(not on))
+        self.items_saved.connect(self.edits.job_saved)  # show what was made; an outpaint is done
         right_layout.addLayout(actions)
         right_layout.addWidget(self.strip)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(scroll)
+        splitter.addWidget(column)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
@@ -224,16 +227,18 @@ class ImagePanel(GenerationPanel):
             Control.STEPS: [self.steps],
             Control.GUIDANCE: [self.guidance],
             Control.SCHEDULER: [self.scheduler],
-            Control.IMAGE_INPUT: [
-                self.start_box,
-                self.choose_start,
-                self.clear_start,
-                self.strength,
-                self.strength_label,
-                self.as_start_button,
-            ],
-            # Control.MASK: no widget yet (inpainting is not in the tab).
+            Control.IMAGE_INPUT: [self.strength, self.strength_label]
+            + ([] if self._mask_source() else self._source_widgets()),
+            Control.MASK: self.edits.mask_widgets() + (self._source_widgets() if self._mask_source() else []),
         }
+
+    def _source_widgets(self) -> list[QWidget]:
+        return [self.start_box, self.choose_start, self.clear_start, self.as_start_button]
+
+    def _mask_source(self) -> bool:
+        """A model that repaints masked regions but cannot start from an image (the pattern painter)
+        still takes the picture the mask is about."""
+        return self.uses(Control.MASK) and not self.uses(Control.IMAGE_INPUT)
 
     def conditions(self) -> dict[QWidget, bool]:
         return {self.clear_start: bool(self._start_image), self.as_start_button: self._selected_item() is not None}
@@ -305,8 +310,9 @@ class ImagePanel(GenerationPanel):
         self._start_image = path
         self._start_parent = parent_id
         self.start_box.show_image(Path(path))
+        self.edits.set_source(path)
         self._update_buttons()
-        if not self.uses(Control.IMAGE_INPUT):
+        if not self.uses(Control.IMAGE_INPUT) and not self.uses(Control.MASK):
             self.run_status.setText(self.why_unused(Control.IMAGE_INPUT))
         image = QImage(path)
         if not image.isNull():  # keep the shape of the starting image, near the model's size
@@ -319,6 +325,7 @@ class ImagePanel(GenerationPanel):
         self._start_image = ""
         self._start_parent = None
         self.start_box.clear_image()
+        self.edits.clear_source()
         self._update_buttons()
 
     def _choose_start(self) -> None:
@@ -346,6 +353,10 @@ class ImagePanel(GenerationPanel):
     def build_request(self) -> ImageRequest:
         """The request the controls describe; what the model does not use is left at its default."""
         use = self.used_value
+        edits = self.edits.request_fields(self.uses(Control.MASK), bool(self._start_image))
+        editing = "mask" in edits or "outpaint" in edits
+        strength = self.strength.value() / 100
+        start = self._start_image if editing else use(Control.IMAGE_INPUT, self._start_image, ImageRequest.init_image)
         return ImageRequest(
             prompt=self.prompt.toPlainText(),
             model=self.model_picker.current_model(),
@@ -357,11 +368,28 @@ class ImagePanel(GenerationPanel):
             guidance=use(Control.GUIDANCE, self.guidance.value(), ImageRequest.guidance),
             scheduler=use(Control.SCHEDULER, str(self.scheduler.currentData() or ""), ImageRequest.scheduler),
             count=self.count.value(),
-            init_image=use(Control.IMAGE_INPUT, self._start_image, ImageRequest.init_image),
-            strength=use(Control.IMAGE_INPUT, self.strength.value() / 100, ImageRequest.strength),
+            init_image=start,
+            strength=strength if editing else use(Control.IMAGE_INPUT, strength, ImageRequest.strength),
+            **edits,
             loras=self.adapter_list.loras(),
             embeddings=self.adapter_list.embeddings(),
         )
+
+    def upscale(self) -> None:
+        """Upscale the image shown (else the starting image): a new item whose parent it is."""
+        item = self._selected_item()
+        source, parent = (str(item.path), item.id) if item is not None else (self._start_image, self._start_parent)
+        if not source:
+            self.run_status.setText("Make or choose an image to upscale first")
+            return
+        try:
+            request = UpscaleRequest(
+                prompt="", model=self.edits.upscaler_model(), init_image=source, scale=self.edits.upscale_scale.value()
+            )
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        self.submit_request(request, parent=parent)
 
     def generate(self) -> None:
         if not self.generate_button.isEnabled():
@@ -390,6 +418,9 @@ class ImagePanel(GenerationPanel):
             self.apply_request(item.record.request, item.record.parent)
 
     def set_request(self, request: Request, parent: str | None) -> None:
+        if isinstance(request, UpscaleRequest):  # an upscale's settings: its source, to upscale again
+            self.set_start_image(request.init_image, parent)
+            return
         assert isinstance(request, ImageRequest)
         self.prompt.setPlainText(request.prompt)
         self.negative.setPlainText(request.negative)
@@ -412,6 +443,7 @@ class ImagePanel(GenerationPanel):
         self._adapter_specs = {str(spec.path): spec for spec in specs}
         self.adapter_list.set_library(specs)
         super().refresh_models(specs, preferred)
+        self.edits.set_upscalers(specs)
 
     def _adapters_for_model(self, model: str) -> None:
         spec = getattr(self, "_adapter_specs", {}).get(model)
@@ -467,7 +499,7 @@ class ImagePanel(GenerationPanel):
     def _add_to_strip(self, item: GalleryItem) -> None:
         pixmap = QPixmap(str(item.path))
         entry = QListWidgetItem(
-            QIcon(
+            untinted_icon(
                 pixmap.scaled(
                     _THUMB, _THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
                 )
@@ -477,6 +509,10 @@ class ImagePanel(GenerationPanel):
         entry.setData(Qt.ItemDataRole.UserRole, item)
         entry.setToolTip(f"{item.record.prompt[:80]}\nseed {item.record.seed} · {item.path.name}")
         self.strip.insertItem(0, entry)
+
+    def show_output(self, item: GalleryItem) -> None:
+        self._add_to_strip(item)
+        self.strip.setCurrentRow(0)
 
     def _show_strip_item(self, current: QListWidgetItem | None, _previous: object = None) -> None:
         item = current.data(Qt.ItemDataRole.UserRole) if current is not None else None
@@ -501,6 +537,7 @@ class ImagePanel(GenerationPanel):
         has_model = bool(self.model_picker.current_model())
         selected = self._selected_item() is not None
         self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.sweep_button.setEnabled(self.generate_button.isEnabled())
         self.cancel_button.setEnabled(self.busy())
         for widget in (self.vary_button, self.reuse_button):
             widget.setEnabled(selected)

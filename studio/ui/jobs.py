@@ -131,6 +131,14 @@ class JobQueue(QObject):
         job_id = self._worker.submit(request, parent=parent)
         return self._claim(job_id, owner=owner, kind=request.kind, request=request, parent=parent, model=request.model)
 
+    def claim_sweep(self, owner: str, cells: list[tuple[Request, str]], grids: list[str], kind: str) -> None:
+        """The jobs of a sweep (queued by ``studio.runtime.sweeps``) belong to ``owner``: its cells and
+        the grid made after them, so the tab shows each and Cancel stops them all."""
+        for request, job_id in cells:
+            self._claim(job_id, owner=owner, kind=request.kind, request=request, model=request.model)
+        for job_id in grids:
+            self._claim(job_id, owner=owner, kind=kind)
+
     def cancel(self, owner: str) -> list[Job]:
         """Cancel every pending job of ``owner`` (the running one stops at its next step)."""
         pending = self.pending(owner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QUrl
+from PySide6.QtCore import QByteArray, QRect, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -44,7 +44,11 @@ class MainWindow(QMainWindow):
         self.services = services
         self._shut_down = False
         self.setWindowTitle(studio.APP_NAME)
-        self.resize(1100, 720)
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            self.setGeometry(first_geometry(screen.availableGeometry()))
+        else:
+            self.resize(1100, 720)
         self.bridge = WorkerBridge(services.worker, self)
         # Every job of every tab, and the status bar's count, from the worker's events.
         self.jobs = JobQueue(services.worker, parent=self)
@@ -244,7 +248,13 @@ class MainWindow(QMainWindow):
     def settings_dialog(self) -> SettingsDialog:
         from studio.ui.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.services.settings, self)
+        dialog = SettingsDialog(
+            self.services.settings,
+            self,
+            device_info=getattr(self.services.worker, "device_info", None),
+            paths=self.services.paths,
+            gallery_root=self.services.store.root,
+        )
         dialog.applied.connect(self._settings_changed)
         return dialog
 
@@ -295,6 +305,9 @@ class MainWindow(QMainWindow):
 
     def _open_item(self, item: GalleryItem) -> None:
         """Double-click in the gallery: music opens in the Music tab's player, the rest in their app."""
+        if self.text_panel.open_conversation(item):  # a conversation continues in the Text tab
+            self.tabs.setCurrentWidget(self.text_panel)
+            return
         if item.kind == "music":
             self.music_panel.load_item(item)
             self.tabs.setCurrentWidget(self.music_panel)
@@ -303,9 +316,17 @@ class MainWindow(QMainWindow):
 
     def reuse_item(self, item: GalleryItem) -> None:
         """Fill the tab that made ``item`` with its prompt and settings."""
+        if self.text_panel.open_conversation(item):
+            self.tabs.setCurrentWidget(self.text_panel)
+            return
         panel = self.panels.get(item.kind)
         if panel is not None:
             panel.apply_request(item.record.request, item.record.parent)
+            # The tab shows the item whose settings it now holds, not what it showed before.
+            if item.kind == "music":
+                self.music_panel.load_item(item)
+            else:
+                panel.show_output(item)
             self.tabs.setCurrentWidget(panel)
 
     def vary_item(self, item: GalleryItem) -> None:
@@ -315,6 +336,9 @@ class MainWindow(QMainWindow):
 
     def use_as_input(self, item: GalleryItem) -> None:
         """Start from ``item``: image-to-image, continuing the clip, or continuing the text."""
+        if self.text_panel.open_conversation(item):
+            self.tabs.setCurrentWidget(self.text_panel)
+            return
         if item.kind == "image":
             self.image_panel.set_start_image(str(item.path), item.id)
         elif item.kind == "music":
@@ -346,6 +370,17 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def first_geometry(available: QRect) -> QRect:
+    """The window's first place on a screen of ``available`` size: most of a laptop screen (every
+    tab's controls, progress and messages fit at 1280×800), a comfortable size on a large one,
+    centred."""
+    width = min(available.width(), max(min(1100, available.width()), round(available.width() * 0.92)), 1680)
+    height = min(available.height(), max(min(700, available.height()), round(available.height() * 0.92)), 1050)
+    rect = QRect(0, 0, width, height)
+    rect.moveCenter(available.center())
+    return rect
 
 
 def _base64(data: QByteArray) -> str:

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMessageBox,
-    QPlainTextEdit,
     QProgressBar,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -34,6 +34,8 @@ from studio.core.requests import REQUEST_TYPES, field_limit
 from studio.core.settings import Settings
 from studio.runtime.download_manager import download_command, download_environment, parse_line
 from studio.runtime.services import make_catalog
+from studio.ui.model_card_view import show_card
+from studio.ui.model_sources import ModelSourcesBox
 from studio.ui.widgets.adapter_list import AdapterPreview, adapter_summary, models_then_adapters
 from studio.ui.widgets.controls import button, double_spin_for
 
@@ -47,7 +49,8 @@ DEFAULT_PARAMETERS: dict[str, tuple[str, ...]] = {
     "text": ("temperature", "max_tokens"),
     "music": ("duration", "guidance"),
 }
-_COLUMNS = ("Name", "Kind", "Family", "Size", "Dtype", "Licence", "Source", "Status")
+# Status right after the name: whether a model can run is the first thing to see, never off-screen.
+_COLUMNS = ("Name", "Status", "Kind", "Family", "Size", "Dtype", "Licence", "Source")
 
 
 def format_size(size: int) -> str:
@@ -90,7 +93,7 @@ class ModelManager(QDialog):
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
-        self.resize(1000, 620)
+        self.resize(1180, 680)
         self.services = services
         self.settings = services.settings
         self.specs: list[ModelSpec] = []
@@ -103,6 +106,12 @@ class ModelManager(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        # A long "cannot run: …" would push every other column off-screen: the status column keeps a
+        # fixed width, and the whole reason is in its tooltip and under the table.
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(1, 150)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
         self.table.currentCellChanged.connect(lambda *_: self._show_selected())
         self.add_button = button("Add folder…", "add model folder", "Search another folder for models", self.add_folder)
         self.remove_button = button(
@@ -129,8 +138,8 @@ class ModelManager(QDialog):
         self._download_buffer = ""
         self._download_result = ""
         self._download_error = ""
-        self.card = QPlainTextEdit()
-        self.card.setReadOnly(True)
+        self.card = QTextBrowser()
+        self.card.setOpenExternalLinks(True)
         self.card.setAccessibleName("model card")
         self.card.setToolTip("The model card (README.md): its data, licence and intended use")
         self.defaults_box = QGroupBox("Starts with")
@@ -163,6 +172,8 @@ class ModelManager(QDialog):
         side_layout.addWidget(self.adapter_preview)
         side_layout.addWidget(self.defaults_box)
         side_layout.addWidget(self.save_defaults_button)
+        self.sources_box = ModelSourcesBox(self.settings, self.refresh)
+        side_layout.addWidget(self.sources_box)
         side_layout.addWidget(QLabel("Model card"))
         side_layout.addWidget(self.card, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -170,6 +181,7 @@ class ModelManager(QDialog):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([700, 460])
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(splitter, 1)
@@ -184,13 +196,13 @@ class ModelManager(QDialog):
             status = "ready" if spec.runnable else f"cannot run: {spec.reason}"
             values = (
                 spec.name,
+                status,
                 spec.kind or "?",
                 spec.family,
                 format_size(int(spec.details.get("size_bytes", 0))),
                 str(spec.details.get("dtype", "")),
                 str(spec.details.get("licence", "")),
                 spec.source,
-                status,
             )
             for column, value in enumerate(values):
                 cell = QTableWidgetItem(value)
@@ -230,11 +242,7 @@ class ModelManager(QDialog):
             + f"\n{spec.path}"
             + (f"\n{adapter_summary(spec)}" if adapter_summary(spec) else "")
         )
-        card = spec.path / "README.md"
-        try:
-            self.card.setPlainText(card.read_text(encoding="utf-8")[:100_000] if card.is_file() else "No model card.")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.card.setPlainText(f"The model card cannot be read: {exc}")
+        show_card(self.card, spec.path)
 
     def _build_defaults(self, spec: ModelSpec | None) -> None:
         while self.defaults_form.rowCount():

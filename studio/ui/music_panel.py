@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,13 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -28,8 +31,10 @@ from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox
 from studio.ui.widgets.audio_player import AudioPlayer
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
+from studio.ui.widgets.edit_bar import EditBar
 from studio.ui.widgets.model_picker import ModelPicker
-from studio.ui.widgets.waveform import WaveformView
+from studio.ui.widgets.song_controls import SongControls
+from studio.ui.widgets.waveform_selection import SelectableWaveform
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -98,25 +103,34 @@ class MusicPanel(GenerationPanel):
         form.addRow("Melody", melody_row)
 
         buttons = self.build_run_controls()
+        self.sweep_button = button(
+            "Sweep…", "sweep", "Vary up to three settings (X/Y/Z): a piece per cell", self.open_sweep
+        )
+        buttons.insertWidget(2, self.sweep_button)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(QLabel("Prompt"))
         left_layout.addWidget(self.prompt, 2)
         left_layout.addLayout(form)
-        left_layout.addLayout(buttons)
-        left_layout.addWidget(self.progress)
-        left_layout.addWidget(self.hint)
-        left_layout.addWidget(self.run_status)
-        left_layout.addWidget(self.details_button)
+        self.song = SongControls()
+        self.song.lyrics.changed.connect(self._update_buttons)
+        # The column scrolls as a whole (controls_column); the song fields are part of it.
+        self.song_area = self.song
+        left_layout.addWidget(self.song_area, 3)
         left_layout.addStretch(1)
+        column = self.controls_column(left, buttons)
 
         self.now_playing = QLabel("Nothing loaded")
         self.now_playing.setWordWrap(True)
         self.now_playing.setAccessibleName("loaded clip")
-        self.waveform = WaveformView()
+        self.waveform = SelectableWaveform()
         self.player = AudioPlayer()
         self.player.position_changed.connect(self.waveform.set_position)
         self.waveform.seek_requested.connect(self.player.seek_fraction)
+        self.editing = EditBar()
+        self.waveform.region_selected.connect(self.editing.set_region)
+        self.editing.region_edited.connect(self._region_edited)
+        self.editing.edit_requested.connect(self.edit_clip)
         self.continue_button = button(
             "Continue this clip",
             "continue this clip",
@@ -139,12 +153,14 @@ class MusicPanel(GenerationPanel):
         right_layout.addWidget(self.now_playing)
         right_layout.addWidget(self.waveform, 2)
         right_layout.addWidget(self.player)
+        self.editing_area = _scrolling(self.editing)
+        right_layout.addWidget(self.editing_area)
         right_layout.addLayout(actions)
         right_layout.addWidget(QLabel("This session"))
         right_layout.addWidget(self.history, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
+        splitter.addWidget(column)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
@@ -162,6 +178,8 @@ class MusicPanel(GenerationPanel):
             Control.TOP_K: [self.top_k],
             Control.AUDIO_INPUT: [self.continue_label, self.clear_continue, self.continue_button],
             Control.MELODY_INPUT: [self.melody_label, self.melody_button, self.clear_melody],
+            **self.song.capability_widgets(),
+            **self.editing.capability_widgets(),
         }
 
     def conditions(self) -> dict[QWidget, bool]:
@@ -169,6 +187,7 @@ class MusicPanel(GenerationPanel):
             self.clear_continue: bool(self._continue_from),
             self.continue_button: self.player.path is not None,
             self.clear_melody: bool(self._melody),
+            **self.editing.conditions(self.player.path is not None),
         }
 
     def request_spins(self) -> dict[str, SpinBox]:
@@ -177,6 +196,7 @@ class MusicPanel(GenerationPanel):
             "guidance": self.guidance,
             "temperature": self.temperature,
             "top_k": self.top_k,
+            **self.song.request_spins(),
         }
 
     # -- inputs -------------------------------------------------------------------
@@ -227,7 +247,27 @@ class MusicPanel(GenerationPanel):
             top_k=use(Control.TOP_K, self.top_k.value(), MusicRequest.top_k),
             audio_prompt=self._continuation(),
             melody=use(Control.MELODY_INPUT, self._melody, MusicRequest.melody),
+            **self.song.request_fields(self.uses),
         )
+
+    def edit_clip(self, edit: str) -> None:
+        """Repaint, extend, cover… the clip in the player: a new item whose parent is that clip."""
+        if self.player.path is None:
+            return
+        try:
+            fields = self.editing.edit_fields(edit)
+            request = dataclasses.replace(
+                self.build_request(), audio_prompt="", init_audio=str(self.player.path), **fields
+            )
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        item = self._current_item
+        self.submit_request(request, parent=item.id if item is not None and item.path == self.player.path else None)
+
+    def _region_edited(self, start_s: float, end_s: float) -> None:
+        self.waveform.set_region(start_s, end_s)
+        self._update_buttons()
 
     def _continuation(self) -> str:
         """The clip this generation continues, when the model continues clips."""
@@ -265,6 +305,7 @@ class MusicPanel(GenerationPanel):
         else:
             self.clear_continuation()
         self._set_melody(request.melody)
+        self.song.set_request(request)
 
     def handle_event(self, job: Job, event: JobEvent) -> None:
         self.show_progress(event)
@@ -279,7 +320,9 @@ class MusicPanel(GenerationPanel):
         if event.kind is EventKind.FINISHED:
             items = job.items
             for item in items:
-                entry = QListWidgetItem(f"{item.record.prompt[:50] or '(continuation)'} · {item.path.name}")
+                task = (item.record.derived_from or {}).get("operation", {}).get("task", "")
+                label = f"{item.record.prompt[:50] or '(continuation)'} · {item.path.name}"
+                entry = QListWidgetItem(f"{task}: {label}" if task else label)
                 entry.setData(Qt.ItemDataRole.UserRole, item)
                 entry.setToolTip(str(item.path))
                 self.history.insertItem(0, entry)
@@ -309,6 +352,7 @@ class MusicPanel(GenerationPanel):
         except (OSError, RuntimeError, ValueError) as exc:
             self.waveform.set_file(None)
             self.run_status.setText(f"Cannot read {path.name}: {exc}")
+        self.editing.set_clip_length(self.waveform.duration_s)
         self.now_playing.setText(title or path.name)
         self._update_buttons()
 
@@ -326,10 +370,24 @@ class MusicPanel(GenerationPanel):
         has_prompt = bool(self.prompt.toPlainText().strip()) or bool(self._continuation())
         has_model = bool(self.model_picker.current_model())
         self.generate_button.setEnabled(has_prompt and has_model and self.runnable())
+        self.sweep_button.setEnabled(self.generate_button.isEnabled())
         self.cancel_button.setEnabled(self.busy())
         self.apply_capabilities()
+        described = self.model_info is not None
+        self.song_area.setVisible(described and self.uses(Control.LYRICS))  # only for models that sing
+        edits = (Control.REPAINT, Control.EXTEND, Control.COVER, Control.STEMS)
+        self.editing_area.setVisible(described and any(self.uses(control) for control in edits))
         self.update_hint(
             has_prompt=has_prompt,
             ask="Describe the music to generate it.",
             no_model="No music model found: add a MusicGen folder with 'studio models add FOLDER'.",
         )
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area

@@ -10,26 +10,34 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QDialog,
     QDoubleSpinBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
-from studio.core.capabilities import Control, ModelInfo
+from studio.core.capabilities import FIELDS_OF_CONTROL, Control, ModelInfo
 from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
 from studio.core.models import ModelSpec, starting_defaults
 from studio.core.requests import MAX_SEED, Request, request_from_dict
 from studio.ui.jobs import Job, JobQueue
+from studio.ui.model_info_cache import ModelInfoCache
 from studio.ui.widgets.controls import button
 from studio.ui.widgets.job_progress import JobProgress
 from studio.ui.widgets.model_picker import ModelPicker
+from studio.ui.widgets.status_line import MessageTimeout
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -97,6 +105,7 @@ class GenerationPanel(QWidget):
     prompt_for = Signal(str, str)
 
     model_picker: ModelPicker
+    prompt: QPlainTextEdit
     hint: QLabel
     run_status: QLabel
 
@@ -107,6 +116,8 @@ class GenerationPanel(QWidget):
         self._model_info: ModelInfo | None = None  # the current model's description, once the worker answered
         self._keep_settings_for = ""  # a model chosen by "Reuse settings": its defaults must not overwrite them
         self._error_detail = ("", "")
+        self._message_timeout: MessageTimeout | None = None
+        self._descriptions = ModelInfoCache(services.paths.cache)
         # Errors read as a sentence; the traceback waits behind this button, for a bug report.
         self.details_button = QPushButton("Details…")
         self.details_button.setAccessibleName("error details")
@@ -151,7 +162,9 @@ class GenerationPanel(QWidget):
         pass
 
     def show_status(self, text: str) -> None:
+        """A message about an action (reusing settings, a refused request): it goes after a while."""
         set_text(self.run_status, text)
+        self.message_timeout().start()
 
     def update_controls(self) -> None:
         """Enable and disable the buttons after anything changed."""
@@ -163,11 +176,64 @@ class GenerationPanel(QWidget):
             return
         if event.kind is EventKind.STARTED and job.is_generation:
             self.clear_error()
+        if event.is_terminal:
+            # What was said while the job ran ("Writing…") ends with it; the panel says how it ended.
+            self.message_timeout().stop()
+            self.run_status.clear()
         self.handle_event(job, event)
+        if event.is_terminal and event.kind is not EventKind.ERROR:
+            self.message_timeout().start()  # an error stays until the next action; the rest fade
+
+    def message_timeout(self) -> MessageTimeout:
+        """What clears ``run_status`` a while after a finished job's or an action's message."""
+        if self._message_timeout is None:
+            self._message_timeout = MessageTimeout(self.run_status)
+        return self._message_timeout
+
+    def action_taken(self) -> None:
+        """The artist did something new (a prompt edit, another model): an old message or error no
+        longer speaks of it. A running job's own message stays."""
+        if self.busy() or not self.run_status.text():
+            return
+        self.message_timeout().stop()
+        self.run_status.clear()
+        self.clear_error()
 
     def submit(self, request: Request, parent: str | None = None) -> Job:
         """Queue ``request`` for this tab."""
         return self.jobs.submit(self.kind, request, parent)
+
+    def build_request(self) -> Request:
+        """The request the tab's controls describe (each tab builds its own)."""
+        raise NotImplementedError
+
+    def open_sweep(self) -> None:
+        """Sweep… : choose axes over the current request, then queue a job per cell and the grid."""
+        from studio.runtime.sweeps import start_sweep
+        from studio.ui.sweep_dialog import SweepDialog
+
+        try:
+            base = self.build_request()
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        info = self.model_info
+        unused = {
+            name: why for control, why in (info.unused.items() if info else ()) for name in FIELDS_OF_CONTROL[control]
+        }
+        dialog = SweepDialog(base, self, unused=unused)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            jobs = start_sweep(self.services.worker, self.services.store, base, dialog.axes())
+        except InvalidRequest as exc:
+            self.run_status.setText(str(exc))
+            return
+        self.jobs.claim_sweep(self.kind, [(cell.request, job) for cell, job in jobs.cells], jobs.grids, base.kind)
+        then = ", then the grid" if jobs.grids else ""
+        self.run_status.setText(f"Sweep queued: {len(jobs.cells)} jobs{then}")
+        self.show_waiting()
+        self.update_controls()
 
     def cancel(self) -> None:
         """Cancel the running job and everything this tab queued."""
@@ -189,9 +255,15 @@ class GenerationPanel(QWidget):
     def _model_changed(self, model: str) -> None:
         """A model was chosen: controls as for any model until the worker has described it."""
         self._model_info = None
+        self.action_taken()
         if model != self._keep_settings_for:
             self._keep_settings_for = ""
         self.apply_model_info(None, apply_defaults=False)
+        # A model described on an earlier launch shows as it was at once; the worker's answer
+        # replaces it when it comes (nothing changes when it is the same).
+        known = self._descriptions.get(model) if model else None
+        if known is not None:
+            self.show_model_info(known)
         if model:
             # From the event loop, not now: while the window is being built, describing the model
             # (transformers' config classes, imported on the side lane) would hold the interpreter
@@ -212,6 +284,9 @@ class GenerationPanel(QWidget):
         use, show what it offers and (unless "Reuse settings" chose it) apply its defaults."""
         if not info.ref or info.ref != self.model_picker.current_model():
             return  # another tab's model, or an answer about a model no longer chosen
+        self._descriptions.put(info)
+        if info == self._model_info:
+            return  # as remembered from the last launch: the controls already show it
         keep = self._keep_settings_for == info.ref
         self._keep_settings_for = ""
         self._model_info = info
@@ -367,6 +442,38 @@ class GenerationPanel(QWidget):
         row.addWidget(self.cancel_button)
         row.addStretch(1)
         return row
+
+    def controls_column(self, content: QWidget, buttons: QLayout) -> QWidget:
+        """The left column of a tab: ``content`` (prompt and settings) scrolls when the window is short;
+        under it, never scrolled out of sight, the run buttons, the progress, the hint and the last
+        message."""
+        scroll = QScrollArea()
+        scroll.setWidget(content)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Scroll down when the window is short, never sideways: the controls keep their full width.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        scroll.setAccessibleName("settings")
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll, 1)
+        footer = QVBoxLayout()
+        footer.setContentsMargins(9, 4, 9, 6)
+        footer.addLayout(buttons)
+        if hasattr(self, "progress"):
+            footer.addWidget(self.progress)
+        for label in (self.hint, self.run_status):
+            footer.addWidget(label)
+        footer.addWidget(self.details_button)
+        layout.addLayout(footer)
+        self.footer = footer
+        self.prompt.textChanged.connect(self.action_taken)
+        return column
+
+    def show_output(self, item: GalleryItem) -> None:
+        """Show a saved output in this tab's own view (after "Reuse settings" from the gallery)."""
 
     def show_progress(self, event: JobEvent) -> None:
         """The progress bar of a queueing tab, from its jobs' events."""

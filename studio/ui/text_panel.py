@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -27,6 +28,7 @@ from studio.core.errors import InvalidRequest
 from studio.core.events import EventKind, JobEvent
 from studio.core.models import ModelSpec
 from studio.core.requests import Request, TextRequest
+from studio.ui.chat_view import ChatView
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.panel_base import GenerationPanel, SpinBox, set_text
 from studio.ui.widgets.adapter_list import TextLoraPicker
@@ -86,7 +88,8 @@ class TextPanel(GenerationPanel):
         self.stop_strings.setAccessibleName("stop strings")
         self.stop_strings.setToolTip("Generation stops when the text contains one of these (one per line).")
         self.stop_strings.setPlaceholderText("one per line")
-        self.stop_strings.setMaximumHeight(50)
+        # Two lines and the frame: the placeholder is never clipped.
+        self.stop_strings.setFixedHeight(self.stop_strings.fontMetrics().lineSpacing() * 2 + 20)
 
         common = QFormLayout()
         common.addRow("Model", self.model_picker)
@@ -133,16 +136,15 @@ class TextPanel(GenerationPanel):
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
+        self.chat = ChatView(self, self.services.store)  # conversations, for chat models
+        left_layout.addWidget(self.chat.mode_label)
         left_layout.addWidget(QLabel("Prompt"))
         left_layout.addWidget(self.prompt, 2)
         left_layout.addWidget(self.system)
         left_layout.addLayout(common)
         left_layout.addWidget(self.more_toggle)
         left_layout.addWidget(self.more)
-        left_layout.addLayout(buttons)
-        left_layout.addWidget(self.hint)
-        left_layout.addWidget(self.run_status)
-        left_layout.addWidget(self.details_button)
+        column = self.controls_column(left, buttons)
 
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
@@ -196,8 +198,12 @@ class TextPanel(GenerationPanel):
         right_layout.addWidget(self.history)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
+        splitter.addWidget(column)
+        self.output_stack = QStackedWidget()  # continuation output, or the chat for chat models
+        self.continuation_page = right
+        self.output_stack.addWidget(right)
+        self.output_stack.addWidget(self.chat)
+        splitter.addWidget(self.output_stack)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
@@ -206,6 +212,13 @@ class TextPanel(GenerationPanel):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self).activated.connect(self.stop)
+
+    def apply_model_info(self, info: Any, *, apply_defaults: bool) -> None:
+        chat = bool(info is not None and info.chat)
+        if info is not None:
+            self.chat.set_mode(chat)
+            self.output_stack.setCurrentWidget(self.chat if chat else self.continuation_page)
+            self.generate_button.setText("Send" if chat else "Generate")
 
     def _toggle_more(self, shown: bool) -> None:
         self.more.setVisible(shown)
@@ -234,12 +247,12 @@ class TextPanel(GenerationPanel):
 
     # -- requests -----------------------------------------------------------------
 
-    def build_request(self, continue_from: str = "") -> TextRequest:
+    def build_request(self, continue_from: str = "", prompt: str | None = None) -> TextRequest:
         """The request the controls describe; what the model does not use is left at its default."""
         use = self.used_value
         stops = tuple(line for line in self.stop_strings.toPlainText().splitlines() if line)
         return TextRequest(
-            prompt=self.prompt.toPlainText(),
+            prompt=self.prompt.toPlainText() if prompt is None else prompt,
             model=self.model_picker.current_model(),
             seed=self.seed.value(),
             system=use(Control.SYSTEM_PROMPT, self.system.toPlainText(), TextRequest.system),
@@ -270,6 +283,8 @@ class TextPanel(GenerationPanel):
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return
+        if self.chat.active:  # the prompt box is the next message of the conversation
+            request = self.chat.prepare(request)
         self.submit_request(request)
 
     def submit_request(self, request: Request, parent: str | None = None) -> str | None:
@@ -280,6 +295,8 @@ class TextPanel(GenerationPanel):
             self.output.clear()
         self._reset_run_state()
         job = self.submit(request, parent)
+        if isinstance(request, TextRequest) and request.conversation:
+            self.chat.started(request)
         self.run_status.setText("Queued…")
         self._update_buttons()
         return job.id
@@ -298,6 +315,18 @@ class TextPanel(GenerationPanel):
     def refresh_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
         self.lora_picker.set_library(specs)
         super().refresh_models(specs, preferred)
+
+    def open_conversation(self, item: GalleryItem) -> bool:
+        """A conversation from the gallery, reopened with its model to continue; False for other items."""
+        if not self.chat.is_conversation(item):
+            return False
+        model = str(item.record.model.get("path", ""))
+        index = self.model_picker.findData(model) if model else -1
+        if index >= 0:
+            self.model_picker.setCurrentIndex(index)
+        self.chat.open(item.id)
+        self.output_stack.setCurrentWidget(self.chat)
+        return True
 
     def continue_from_text(self, text: str) -> None:
         """Show ``text`` as the output, ready for Continue (the gallery's "Use as input")."""
@@ -350,6 +379,7 @@ class TextPanel(GenerationPanel):
                 self._saved(job)
             elif event.kind is EventKind.CANCELLED:
                 self._show_speed(running=False)
+                self.chat.stopped(job.partial)
                 if job.partial:
                     self.stopped_note.setText("Stopped — not saved.")
                     self.keep_button.setVisible(True)
@@ -357,8 +387,12 @@ class TextPanel(GenerationPanel):
                     self.stopped_note.setText("Cancelled before any text was written.")
             else:
                 self.report_error(self.run_status, job)
+                self.chat.failed(job.error or "the reply failed")
 
     def _saved(self, job: Job) -> None:
+        if self.chat.saved(job.items):  # a conversation's turn: the chat shows it
+            self.items_saved.emit(list(job.items))
+            return
         for item in job.items:
             self._add_history(item, self.output.toPlainText())
         self.items_saved.emit(list(job.items))
@@ -378,7 +412,7 @@ class TextPanel(GenerationPanel):
 
     def _append_stream(self, chunk: str) -> None:
         """Add streamed text at the end (the bridge has joined a frame's chunks into one)."""
-        if not chunk:
+        if not chunk or self.chat.append(chunk):
             return
         cursor = self.output.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)

@@ -21,11 +21,19 @@ def resolve_theme(name: str) -> str:
 def apply_theme(app: QApplication, name: str) -> str:
     """Apply a theme to the whole application; returns the one applied."""
     chosen = resolve_theme(name)
-    sheet = resources_dir() / "theme" / f"{chosen}.qss"
     app.setStyle("Fusion")  # the same widgets on every platform, so the stylesheet looks the same
-    app.setStyleSheet(sheet.read_text(encoding="utf-8") if sheet.is_file() else "")
+    app.setStyleSheet(stylesheet(chosen))
     app.setProperty("studio_theme", chosen)
     return chosen
+
+
+def stylesheet(theme: str) -> str:
+    """The theme's stylesheet, its ``@icons@`` pointing at resources/icons (a stylesheet's
+    relative urls would be read against the current folder, not the app's)."""
+    sheet = resources_dir() / "theme" / f"{theme}.qss"
+    if not sheet.is_file():
+        return ""
+    return sheet.read_text(encoding="utf-8").replace("@icons@", (resources_dir() / "icons").as_posix())
 
 
 def icon(name: str) -> QIcon:

@@ -18,7 +18,7 @@ from studio.core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-THUMB_SIDE = 160
+THUMB_SIDE = 256
 _MEMORY_ITEMS = 3000
 
 

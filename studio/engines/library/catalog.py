@@ -17,6 +17,7 @@ from studio.engines.library.adapters import (
 )
 from studio.engines.library.checkpoints import checkpoint_files, inspect_checkpoint
 from studio.engines.library.classify import inspect_folder, is_model_folder, slug
+from studio.engines.library.gguf_files import FoundGGUF, app_gguf_models, gguf_files, inspect_gguf
 from studio.engines.library.hf_cache import hf_cache_models
 
 
@@ -30,11 +31,16 @@ class ModelCatalog:
         *,
         hf_cache: Path | None = None,
         allow_pickle: Iterable[str | Path] = (),
+        app_sources_off: Iterable[str] | None = None,
+        home: Path | None = None,
     ) -> None:
         self.bundled_root = bundled_root
         self.user_folders = [Path(p).expanduser() for p in user_folders]
         self.hf_cache = hf_cache
         self.allow_pickle = {str(Path(p).expanduser().resolve()) for p in allow_pickle}
+        # The GGUF models other apps keep (LM Studio, GPT4All, Jan, Ollama); None: not searched at all.
+        self.app_sources_off = None if app_sources_off is None else set(app_sources_off)
+        self.home = home
 
     def discover(self) -> list[ModelSpec]:
         specs: list[ModelSpec] = []
@@ -71,6 +77,25 @@ class ModelCatalog:
                 ident, n = f"{base}-{n}", n + 1
             used_ids.add(ident)
             specs.append(inspect_checkpoint(file, folders, model_id=ident, source="folder"))
+        for found_gguf in self._gguf_found():
+            resolved = found_gguf.path.resolve() if found_gguf.path.exists() else found_gguf.path
+            if resolved in seen_paths:
+                continue
+            seen_paths.add(resolved)
+            base = slug(found_gguf.name.replace("/", "--").replace(":", "-"))
+            ident, n = base, 2
+            while ident in used_ids:
+                ident, n = f"{base}-{n}", n + 1
+            used_ids.add(ident)
+            specs.append(
+                inspect_gguf(
+                    found_gguf.path,
+                    model_id=ident,
+                    source=found_gguf.source,
+                    name=found_gguf.name,
+                    problem=found_gguf.problem,
+                )
+            )
         specs += discover_adapters(self.user_folders, used_ids, seen_paths, self.allow_pickle)
         return specs
 
@@ -84,6 +109,12 @@ class ModelCatalog:
         """An adapter by path (file or peft folder), id or name (a LoRA's file stem, as A1111 names it)."""
         return resolve_adapter(ref, self.adapters, self.allow_pickle)
 
+    def _gguf_found(self) -> list[FoundGGUF]:
+        found = [FoundGGUF(f, "folder", f.stem) for root in self.user_folders for f in gguf_files(root)]
+        if self.app_sources_off is not None:
+            found += app_gguf_models(self.home, self.app_sources_off)
+        return found
+
     def resolve(self, ref: str) -> ModelSpec:
         """A model by folder path or by id; ``ModelError`` says what to do when neither fits."""
         candidate = Path(ref).expanduser()
@@ -93,6 +124,11 @@ class ModelCatalog:
                 if spec.path.resolve() == candidate.resolve():
                     return spec
             return inspect_checkpoint(candidate, known)
+        if candidate.is_file() and (candidate.suffix.lower() == ".gguf" or candidate.name.startswith("sha256-")):
+            for found_gguf in self._gguf_found():  # named as its source names it (an Ollama blob by its tag)
+                if found_gguf.path.resolve() == candidate.resolve():
+                    return inspect_gguf(candidate, source=found_gguf.source, name=found_gguf.name)
+            return inspect_gguf(candidate, source="path")
         if candidate.is_dir():
             # Only this folder is inspected: every job resolves its model, and scanning every source
             # (the hub cache included) each time cost text generation several percent of its speed.

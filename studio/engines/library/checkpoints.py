@@ -10,6 +10,7 @@ from typing import Any
 from studio.core.models import ModelSpec
 from studio.engines.library.classify import is_model_folder, read_json, slug
 from studio.engines.library.safetensors_files import file_size, header_dtype, safetensors_header
+from studio.engines.library.upscalers import inspect_upscaler
 from studio.engines.registry import DIFFUSERS_IMAGE
 
 # Keys that only single-file Stable Diffusion checkpoints have, and where their text width shows.
@@ -36,6 +37,9 @@ def inspect_checkpoint(
         return ModelSpec(
             ident, file.stem, "", "", file, source, False, f"{file.name} is damaged or not safetensors", facts
         )
+    upscaler = inspect_upscaler(file, header, ident, source, facts)
+    if upscaler is not None:
+        return upscaler
     if not any(key.startswith(_LDM_UNET) for key in header):
         reason = f"{file.name} is not a Stable Diffusion checkpoint (a LoRA, an embedding or another kind of file?)"
         return ModelSpec(ident, file.stem, "", "", file, source, False, reason, facts)

@@ -17,8 +17,10 @@ from studio.core.model_cards import model_card_field, model_card_licence
 from studio.core.models import ModelSpec
 from studio.engines.library.safetensors_files import size_on_disk, weights_dtype, weights_problem
 from studio.engines.registry import (
+    ACE_STEP,
     DIFFUSERS_AUDIO,
     DIFFUSERS_IMAGE,
+    LANCZOS,
     MELODY,
     MUSICGEN,
     PATTERNS,
@@ -30,6 +32,8 @@ from studio.engines.registry import (
 # here; transformers models are text models when they are causal LMs.
 MUSIC_PIPELINES = {"StableAudioPipeline", "AudioLDM2Pipeline", "AudioLDMPipeline", "MusicLDMPipeline"}
 MUSICGEN_CLASSES = {"MusicgenForConditionalGeneration", "MusicgenMelodyForConditionalGeneration"}
+# Diffusers pipelines with an engine of their own (songs with lyrics, editing on the waveform).
+PIPELINE_FORMATS = {"AceStepPipeline": ACE_STEP}
 
 
 def inspect_folder(
@@ -67,6 +71,7 @@ def inspect_folder(
             return refused("model_index.json is not valid JSON")
         cls = str(data.get("_class_name", ""))
         fmt = DIFFUSERS_AUDIO if cls in MUSIC_PIPELINES else DIFFUSERS_IMAGE
+        fmt = PIPELINE_FORMATS.get(cls, fmt)
         family = _pipeline_family(cls)
         facts["class"] = cls
         missing = [
@@ -130,6 +135,7 @@ STUDIO_MANIFEST = "studio_model.json"
 STUDIO_FORMATS = {
     "studio-melody": MELODY,  # a LlamaForCausalLM over melody tokens + melody_vocab.json
     "studio-patterns": PATTERNS,  # a compositional pattern-producing network; no weights, no data
+    "studio-lanczos": LANCZOS,  # Lanczos resampling: the upscaler when no upscaler model is installed
 }
 
 
@@ -158,6 +164,8 @@ def _inspect_studio_format(
         if not vocabulary.is_file():
             return spec(False, f"missing files: the melody vocabulary {vocabulary.name}")
         facts["dtype"] = weights_dtype(path, recursive=False)
+    elif fmt == PATTERNS:
+        facts["dtype"] = "float32"  # no weight files: drawn from the seed as float32 when it paints
     return spec(True)
 
 
@@ -187,6 +195,7 @@ def _native_image_size(path: Path, family: str) -> int:
 LIBRARY_OF_FORMAT = {
     DIFFUSERS_IMAGE: "diffusers",
     DIFFUSERS_AUDIO: "diffusers",
+    ACE_STEP: "diffusers",
     TRANSFORMERS_TEXT: "transformers",
     MUSICGEN: "transformers",
 }
