@@ -69,6 +69,12 @@ if ! "$venv_python" -c 'import torch' >/dev/null 2>&1; then
 fi
 echo "installing Studio and its test tools" >&2
 "$venv_python" -m pip install -q -e ".[dev]"
+# spandrel (upscaler models) requires torchvision, and pip would then replace a CPU or CUDA torch
+# with whatever build that torchvision pins; Studio imports spandrel without torchvision
+# (studio/engines/spandrel_import.py), so it is installed without its dependencies.
+if ! "$venv_python" -c 'import spandrel' >/dev/null 2>&1; then
+  "$venv_python" -m pip install -q --no-deps "spandrel>=0.4,<0.5" || echo "could not install spandrel: upscaler models will be unavailable" >&2
+fi
 # llama-cpp-python compiles for ~10 minutes; where a prebuilt wheel sits beside the checkout
 # (../shared/wheels on the test machines), the tests use it. A user's install works without it.
 if ! "$venv_python" -c 'import llama_cpp' >/dev/null 2>&1; then
