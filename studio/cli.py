@@ -393,35 +393,16 @@ def _gen(args: argparse.Namespace, services: Any) -> int:
     progress = _Progress(sys.stderr, enabled=not stream_text)
     if info_event is not None:
         _note_ignored_options(info_event, request, progress)
-    try:
-        while True:
-            try:
-                event = events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if event.job_id != job_id:
-                continue
-            if event.kind is EventKind.PROGRESS:
-                progress.update(event.step, event.total)
-            elif event.kind is EventKind.PREVIEW and stream_text:
-                sys.stdout.write(event.preview)
-                sys.stdout.flush()
-            elif event.is_terminal:
-                break
-    except KeyboardInterrupt:
-        services.worker.cancel(job_id)
-        progress.finish()
-        print("studio: cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    progress.finish()
-    if event.kind is EventKind.CANCELLED:
-        print("studio: cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    if event.kind is EventKind.ERROR:
-        print(f"studio: error: {event.error}", file=sys.stderr)
-        if args.debug and event.detail:
-            print(event.detail, file=sys.stderr)
-        return EXIT_FAILED
+
+    def write_preview(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    event = follow_job(events, services.worker, job_id, progress, on_preview=write_preview if stream_text else None)
+    failed = job_failed(event, debug=args.debug)
+    if failed is not None:
+        return failed
+    assert event is not None
     if stream_text:
         sys.stdout.write("\n")
     for item in event.result:
@@ -563,6 +544,49 @@ def _batch(args: argparse.Namespace, services: Any) -> int:
         skipped = f", {outcome.skipped} already made" if outcome.skipped else ""
         print(f"{plan.name}: {outcome.made} made{skipped}, {len(outcome.failed)} failed", file=sys.stderr)
     return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def follow_job(
+    events: queue.Queue[JobEvent],
+    worker: Any,
+    job_id: str,
+    progress: _Progress,
+    *,
+    on_preview: Callable[[Any], None] | None = None,
+) -> JobEvent | None:
+    """Show a job's progress until it ends: its terminal event, or None when Ctrl+C cancelled it."""
+    try:
+        while True:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if event.job_id != job_id:
+                continue
+            if event.kind is EventKind.PROGRESS:
+                progress.update(event.step, event.total)
+            elif event.kind is EventKind.PREVIEW and on_preview is not None:
+                on_preview(event.preview)
+            elif event.is_terminal:
+                progress.finish()
+                return event
+    except KeyboardInterrupt:
+        worker.cancel(job_id)
+        progress.finish()
+        return None
+
+
+def job_failed(event: JobEvent | None, *, debug: bool = False) -> int | None:
+    """The exit status of a job that did not finish (said on stderr), or None when it finished."""
+    if event is None or event.kind is EventKind.CANCELLED:
+        print("studio: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    if event.kind is EventKind.ERROR:
+        print(f"studio: error: {event.error}", file=sys.stderr)
+        if debug and event.detail:
+            print(event.detail, file=sys.stderr)
+        return EXIT_FAILED
+    return None
 
 
 def _wait_for_description(events: queue.Queue[JobEvent], described: str, timeout: float = 120.0) -> JobEvent | None:

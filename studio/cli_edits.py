@@ -12,7 +12,7 @@ from typing import Any
 
 from studio.core.edits import MASK_FILLS
 from studio.core.errors import InvalidRequest, StudioError
-from studio.core.events import EventKind, JobEvent
+from studio.core.events import JobEvent
 from studio.core.requests import ImageRequest, UpscaleRequest
 
 
@@ -104,7 +104,7 @@ def add_upscale_command(commands: Any, sub: Any) -> None:
 
 
 def run_upscale(args: argparse.Namespace, services: Any) -> int:
-    from studio.cli import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, _Progress, default_model
+    from studio.cli import EXIT_OK, _Progress, default_model, follow_job, job_failed
     from studio.runtime.services import make_catalog
 
     catalog = make_catalog(services.settings)
@@ -124,31 +124,11 @@ def run_upscale(args: argparse.Namespace, services: Any) -> int:
     events: queue.Queue[JobEvent] = queue.Queue()
     services.worker.subscribe(events.put)
     job_id = services.worker.submit(request, parent=record.id if record is not None else None)
-    progress = _Progress(sys.stderr, enabled=not args.json)
-    try:
-        while True:
-            try:
-                event = events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if event.job_id != job_id:
-                continue
-            if event.kind is EventKind.PROGRESS:
-                progress.update(event.step, event.total)
-            elif event.is_terminal:
-                break
-    except KeyboardInterrupt:
-        services.worker.cancel(job_id)
-        progress.finish()
-        print("studio: cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    progress.finish()
-    if event.kind is EventKind.CANCELLED:
-        print("studio: cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
-    if event.kind is EventKind.ERROR:
-        print(f"studio: error: {event.error}", file=sys.stderr)
-        return EXIT_FAILED
+    event = follow_job(events, services.worker, job_id, _Progress(sys.stderr, enabled=not args.json))
+    failed = job_failed(event, debug=args.debug)
+    if failed is not None:
+        return failed
+    assert event is not None
     for item in event.result:
         print(json.dumps(item.to_dict(), ensure_ascii=False) if args.json else item.path, flush=True)
     return EXIT_OK
