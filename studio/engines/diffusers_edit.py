@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.edits import is_edit
-from studio.core.errors import InvalidRequest, JobCancelled, ModelError
+from studio.core.errors import InvalidRequest, JobCancelled
 from studio.core.files import file_sha256
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
@@ -43,14 +43,9 @@ def inpaint_pipeline(loaded: Any) -> Any:
     """The inpainting pipeline over the loaded components (built once, kept with the model)."""
     from diffusers import AutoPipelineForInpainting
 
-    if loaded.inpaint is None:
-        try:
-            pipe = AutoPipelineForInpainting.from_pipe(loaded.pipe)
-        except (ValueError, KeyError) as exc:
-            raise ModelError(f"{loaded.spec.name} cannot repaint a masked region: {exc}") from exc
-        pipe.set_progress_bar_config(disable=True)
-        loaded.inpaint = pipe
-    return loaded.inpaint
+    from studio.engines.diffusers_image import pipeline_over
+
+    return pipeline_over(loaded, "inpaint", AutoPipelineForInpainting, "repaint a masked region")
 
 
 def check_edit_request(spec: Any, request: ImageRequest, *, image_to_image: bool) -> None:

@@ -292,14 +292,7 @@ class DiffusersImageEngine:
     def _pipeline_for(self, loaded: LoadedPipeline, request: ImageRequest) -> Any:
         if not request.init_image:
             return loaded.pipe
-        if loaded.image_to_image is None:
-            try:
-                pipe = AutoPipelineForImage2Image.from_pipe(loaded.pipe)
-            except (ValueError, KeyError) as exc:
-                raise ModelError(f"{loaded.spec.name} cannot start from an image: {exc}") from exc
-            pipe.set_progress_bar_config(disable=True)
-            loaded.image_to_image = pipe
-        return loaded.image_to_image
+        return pipeline_over(loaded, "image_to_image", AutoPipelineForImage2Image, "start from an image")
 
     def _configure_vae(self, loaded: LoadedPipeline, pipe: Any, request: ImageRequest) -> None:
         vae = getattr(pipe, "vae", None)
@@ -325,6 +318,19 @@ class DiffusersImageEngine:
                 "scheduler", f"scheduler {name!r} does not fit this model; choose one of {sorted(choices)}"
             )
         return choices[name].from_config(loaded.default_scheduler.config)
+
+
+def pipeline_over(loaded: Any, slot: str, auto_class: Any, task: str) -> Any:
+    """A pipeline for another task over the loaded components (``from_pipe``: no second load),
+    built the first time and kept on ``loaded.<slot>`` with the model."""
+    if getattr(loaded, slot) is None:
+        try:
+            pipe = auto_class.from_pipe(loaded.pipe)
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"{loaded.spec.name} cannot {task}: {exc}") from exc
+        pipe.set_progress_bar_config(disable=True)
+        setattr(loaded, slot, pipe)
+    return getattr(loaded, slot)
 
 
 class _PreviewMaker:
