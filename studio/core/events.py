@@ -19,6 +19,8 @@ class EventKind(enum.StrEnum):
     # and what a model offers (its schedulers, native size…) when a panel asked.
     DEVICE = "device"
     MODEL_INFO = "model_info"
+    # The summary of a training set (``studio.core.training.DataSummary`` as ``result``) a tab asked for.
+    DATA_SUMMARY = "data_summary"
 
 
 TERMINAL_KINDS = frozenset({EventKind.FINISHED, EventKind.CANCELLED, EventKind.ERROR})

@@ -120,6 +120,11 @@ def _check_limits(request: Any) -> None:
         declared.check(name, value)
 
 
+def check_limits(request: Any) -> None:
+    """Refuse a value outside its declared limit, for any dataclass declaring them (a training run too)."""
+    _check_limits(request)
+
+
 @dataclass(frozen=True)
 class _Request:
     """Fields and checks every request shares."""

@@ -132,11 +132,27 @@ class Worker:
     ) -> str:
         return self._enqueue(_Job(_new_job_id(), request, parent=parent, record_runtime=dict(record_runtime or {})))
 
+    def submit_training(self, request: Any) -> str:
+        """Queue a training run (``studio.core.training.TrainRequest``); events as for any job, their
+        ``info`` as ``studio.core.training`` describes; ``finished`` carries the ``TrainedModel``."""
+        return self._enqueue(_Job(_new_job_id(), cast(Any, request)))
+
     def probe_device(self, *, preload_engines: bool = False) -> str:
         """Ask the worker to report its device (a ``device`` event); imports torch there. With
         ``preload_engines`` it then imports every engine (transformers, diffusers) while the app is
         idle, so the first job of each kind does not hold the interpreter to import them."""
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._report_device(job, preload_engines)))
+
+    def summarize_training(self, request: Any) -> str:
+        """Ask what a training run would learn from (``studio.core.training.TrainRequest``): a
+        ``data_summary`` event whose result is a ``DataSummary`` (or whose ``error`` says why not).
+        Reads and hashes the files on the side lane, never behind a render."""
+        job_id = _new_job_id()
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the worker has shut down")
+        self._side_tasks.put(lambda: self._summarize_training(job_id, request))
+        return job_id
 
     def describe_model(self, ref: str) -> str:
         """Ask what a model offers without loading its weights: a ``model_info`` event whose result
@@ -275,6 +291,11 @@ class Worker:
     def _run(self, job: _Job) -> None:
         assert job.request is not None
         request = job.request
+        if request.kind == "train":  # makes a model in the library, not a gallery item
+            from studio.runtime.training import run_training_job
+
+            run_training_job(self, job, cast(Any, request))
+            return
         if request.seed is None:
             request = dataclasses.replace(request, seed=secrets.randbelow(MAX_SEED + 1))
         kind = request.kind
@@ -498,6 +519,20 @@ class Worker:
         with self._library_lock:
             info = self._model_info(ref)
         self._emit(JobEvent(EventKind.MODEL_INFO, job_id, result=info))
+
+    def _summarize_training(self, job_id: str, request: Any) -> None:
+        from studio.runtime.training import summarize_training_data
+
+        try:
+            summary = summarize_training_data(self, request)
+        except StudioError as exc:
+            self._emit(JobEvent(EventKind.DATA_SUMMARY, job_id, error=str(exc)))
+            return
+        except Exception as exc:
+            log.exception("summarising training data failed")
+            self._emit(JobEvent(EventKind.DATA_SUMMARY, job_id, error=f"reading the data failed: {first_line(exc)}"))
+            return
+        self._emit(JobEvent(EventKind.DATA_SUMMARY, job_id, result=summary))
 
     def _model_info(self, ref: str) -> ModelInfo:
         try:

@@ -1,0 +1,1 @@
+"""Training on the artist's own work: one trainer per medium (``registry``), the contract in ``base``."""
