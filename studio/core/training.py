@@ -90,6 +90,9 @@ class TrainRequest:
     resume: bool = False
     # Time the first few steps, report the estimate and stop: nothing is installed.
     estimate_only: bool = False
+    # Train a real-size image model on a CPU even so (hours): without it such a run stops after
+    # the estimate from its first steps (``studio.engines.training.image_lora``, the CPU rule).
+    allow_cpu: bool = False
 
     def __post_init__(self) -> None:
         if self.medium not in TRAIN_MEDIA:

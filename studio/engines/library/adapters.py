@@ -153,6 +153,8 @@ def _lora_family(header: dict[str, Any], keys: list[str], metadata: dict[str, An
     base = str(metadata.get("ss_base_model_version", "") or metadata.get("modelspec.architecture", "")).lower()
     if not width and "xl" in base:
         xl = True
+    if str(metadata.get("modelspec.architecture", "")).startswith("stable-diffusion-xl"):
+        xl = True  # what the trainer wrote (Studio's, kohya's): the only sign for an SDXL of unusual widths
     return ("sdxl" if xl else "sd"), width
 
 
