@@ -142,7 +142,7 @@ class TrainContext:
         """Report step ``step`` of ``total``; time left is measured from the steps of this run
         (a resumed run counts from where it resumed)."""
         now = time.monotonic()
-        if phase == "training" and self._first_step_at is None:
+        if phase in ("training", "estimating") and self._first_step_at is None:
             self._first_step_at, self._first_step = now, step
         eta = None
         if phase in ("training", "estimating") and self._first_step_at is not None and step > self._first_step:
