@@ -370,3 +370,39 @@ def test_bases_it_cannot_train_are_refused_with_the_reason(world, tmp_path, tiny
 def test_the_request_round_trips_with_allow_cpu():
     request = _request("folder", allow_cpu=True)
     assert TrainRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+
+
+def test_a_disk_that_fills_while_checkpointing_keeps_the_previous_checkpoint(world, monkeypatch, tmp_path):
+    import errno
+
+    import torch
+
+    real_save, calls = torch.save, []
+
+    def save(obj, file, *args, **kwargs):
+        calls.append(file)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    request = _request(world["data"], steps=6, rank=4, checkpoint_every=2, sample_every=1000)
+    with pytest.raises(StudioError, match=r"No space left on device \(the previous checkpoint is kept\)"):
+        _train(world["spec"], request, _summary(world["data"]), tmp_path / "o", tmp_path / "c")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [image_lora.CHECKPOINT_FILE]  # no partial file
+    assert torch.load(tmp_path / "c" / image_lora.CHECKPOINT_FILE, weights_only=True)["step"] == 2
+    assert not any((tmp_path / "o").iterdir())
+
+
+def test_a_v_prediction_base_trains_on_the_velocity(world, tmp_path):
+    from studio.engines.library.classify import inspect_folder
+
+    folder = shutil.copytree(world["sd"], tmp_path / "tiny-sd-v")
+    config_file = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "prediction_type": "v_prediction"}))
+    request = _request(world["data"], steps=3, rank=4, sample_every=1000)
+    summary = _summary(world["data"])
+    v, _, _ = _train(inspect_folder(folder), request, summary, tmp_path / "v", tmp_path / "vc")
+    eps, _, _ = _train(world["spec"], request, summary, tmp_path / "e", tmp_path / "ec")
+    assert all(np.isfinite(loss) for _, loss in v.curve) and v.curve != eps.curve  # same draws, another target
