@@ -387,7 +387,7 @@ def test_a_disk_that_fills_while_checkpointing_keeps_the_previous_checkpoint(wor
 
     monkeypatch.setattr(torch, "save", save)
     request = _request(world["data"], steps=6, rank=4, checkpoint_every=2, sample_every=1000)
-    with pytest.raises(StudioError, match=r"No space left on device \(the previous checkpoint is kept\)"):
+    with pytest.raises(OSError, match="No space left on device"):  # the job words it (runtime.training)
         _train(world["spec"], request, _summary(world["data"]), tmp_path / "o", tmp_path / "c")
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [image_lora.CHECKPOINT_FILE]  # no partial file
     assert torch.load(tmp_path / "c" / image_lora.CHECKPOINT_FILE, weights_only=True)["step"] == 2

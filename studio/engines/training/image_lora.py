@@ -677,11 +677,11 @@ class LoraRun:
             with temporary.open("rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, self.checkpoint_path)  # the previous checkpoint stays whole until this
-        except OSError as exc:
+        except OSError:
+            # The job says what to free and that the last whole checkpoint is kept (runtime.training).
             with contextlib.suppress(OSError):
                 temporary.unlink()
-            kept = " (the previous checkpoint is kept)" if self.checkpoint_path.exists() else ""
-            raise StudioError(f"cannot write the checkpoint in {folder}: {exc.strerror or exc}{kept}") from exc
+            raise
         self._checkpoint_step = self.step
 
     def restore(self) -> None:
