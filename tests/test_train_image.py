@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -347,7 +348,6 @@ def test_every_epoch_keeps_to_one_bucket_per_batch_in_a_seeded_order():
 
 
 def test_bases_it_cannot_train_are_refused_with_the_reason(world, tmp_path, tiny_lm):
-    from pathlib import Path
 
     from studio.engines.library.classify import inspect_folder
 
@@ -406,3 +406,27 @@ def test_a_v_prediction_base_trains_on_the_velocity(world, tmp_path):
     v, _, _ = _train(inspect_folder(folder), request, summary, tmp_path / "v", tmp_path / "vc")
     eps, _, _ = _train(world["spec"], request, summary, tmp_path / "e", tmp_path / "ec")
     assert all(np.isfinite(loss) for _, loss in v.curve) and v.curve != eps.curve  # same draws, another target
+
+
+def test_the_summary_and_the_plan_never_import_torch(world):
+    script = f"""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import tiny_training_images as T
+from studio.core.training import DataSummary, TrainRequest
+from studio.engines.library.classify import inspect_folder
+from studio.engines.training.registry import trainer_for
+trainer = trainer_for("image")
+files = T.training_files(Path({str(world["data"])!r}), trainer)
+summary = DataSummary("image", tuple(files), near_duplicates=tuple(trainer.near_duplicates(files)),
+                      notes=tuple(trainer.data_notes(files)))
+spec = inspect_folder(Path({str(world["sd"])!r}))
+trainer.methods(spec)
+plan = trainer.plan(spec, TrainRequest(medium="image", data=("x",), name="n"), summary, SimpleNamespace(device="cpu"))
+print(plan.steps, sorted(m for m in ("torch", "diffusers", "transformers", "peft") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["400", "[]"]
