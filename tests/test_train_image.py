@@ -325,7 +325,7 @@ def test_wildly_different_sizes_go_to_aspect_buckets_and_missing_captions_are_sa
     (tmp_path / "square.txt").write_text("a square")
     summary = _summary(tmp_path)
     notes = " | ".join(summary.notes)
-    assert "sizes from 64×80 to 256×256" in notes and "aspect-ratio buckets" in notes
+    assert "sizes from 64×80 to 256×256 (2 portrait, 1 " in notes and "aspect-ratio buckets" in notes
     assert "3 images have no caption: trained on the trigger word alone" in notes
     plan = ImageLoraTrainer().plan(world["spec"], _request(tmp_path, steps=10), summary, _device())
     assert any(note.startswith("4 images in 3 aspect buckets at 64 px") for note in plan.notes)

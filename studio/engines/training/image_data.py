@@ -283,20 +283,21 @@ def data_notes(files: Sequence[TrainingFile]) -> list[str]:
     if images:
         shapes = Counter(_shape(f.width, f.height) for f in images)
         areas = [f.width * f.height for f in images]
-        smallest = min(images, key=lambda f: f.width * f.height)
-        largest = max(images, key=lambda f: f.width * f.height)
+        sizes = sorted({(f.width, f.height) for f in images}, key=lambda size: (size[0] * size[1], size))
+        if len(sizes) <= 3:
+            span = " and ".join(f"{w}×{h}" for w, h in sizes)
+        else:
+            span = f"from {sizes[0][0]}×{sizes[0][1]} to {sizes[-1][0]}×{sizes[-1][1]}"
         kinds = ", ".join(f"{n} {shape}" for shape, n in shapes.most_common())
         if len(shapes) > 1 or max(areas) > 4 * min(areas):
             notes.append(
-                f"sizes from {smallest.width}×{smallest.height} to {largest.width}×{largest.height} ({kinds}): "
-                "trained in aspect-ratio buckets — each image scaled to the training area in the bucket "
-                "nearest its shape and centre-cropped by a few pixels, never squashed or cut to a square"
+                f"sizes {span} ({kinds}): trained in aspect-ratio buckets — each image scaled to the training area "
+                "in the bucket nearest its shape and centre-cropped by a few pixels, never squashed or cut to a square"
             )
         else:
             notes.append(
-                f"all {len(images)} images are {kinds.split(' ', 1)[1]} ({smallest.width}×{smallest.height} to "
-                f"{largest.width}×{largest.height}): each is scaled to the training resolution and "
-                "centre-cropped by a few pixels"
+                f"{'the image is' if len(images) == 1 else f'all {len(images)} images are'} {kinds.split(' ', 1)[1]} "
+                f"({span}): each is scaled to the training resolution and centre-cropped by a few pixels"
             )
     missing = [f for f in files if not f.caption.strip()]
     if missing:
