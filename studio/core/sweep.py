@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.core.errors import InvalidRequest
-from studio.core.requests import Request
+from studio.core.requests import ImageRequest, Request, TextRequest
 
 MAX_CELLS = 1000
 AXIS_NAMES = ("x", "y", "z")
@@ -157,8 +157,8 @@ def _adapter_axis(field: str, rest: str, base: Request) -> Axis:
         raise InvalidRequest("sweep", "an adapter's weight axis names it: lora:NAME=0.2,0.6,1.0")
     if base.kind not in ("image", "text"):
         raise InvalidRequest("sweep", f"{base.kind} requests take no adapters")
-    if base.kind == "text" and getattr(base, "lora", "") and not _same_adapter(base.lora, name):  # type: ignore[attr-defined]
-        raise InvalidRequest("sweep", f"this text request uses the LoRA {base.lora!r}; a text job takes one")  # type: ignore[attr-defined]
+    if isinstance(base, TextRequest) and base.lora and not _same_adapter(base.lora, name):
+        raise InvalidRequest("sweep", f"this text request uses the LoRA {base.lora!r}; a text job takes one")
     raw = _split(rest)
     if not raw:
         raise InvalidRequest("sweep", f"the axis {field} has no values")
@@ -232,14 +232,15 @@ def _apply(request: Request, axis: Axis, value: Any) -> Request:
 
 def _with_adapter_weight(request: Request, name: str, weight: float) -> Request:
     """``request`` with the adapter ``name`` at ``weight``: its entry changed in place, else added last."""
-    if request.kind == "text":
-        lora = getattr(request, "lora", "") or name
-        return dataclasses.replace(request, lora=lora, lora_weight=weight)  # type: ignore[call-arg]
-    loras = tuple(getattr(request, "loras", ()))
+    if isinstance(request, TextRequest):
+        return dataclasses.replace(request, lora=request.lora or name, lora_weight=weight)
+    if not isinstance(request, ImageRequest):
+        raise InvalidRequest("sweep", f"{request.kind} requests take no adapters")
+    loras = request.loras
     changed = tuple((ref, weight) if _same_adapter(ref, name) else (ref, w) for ref, w in loras)
-    if changed == loras and not any(_same_adapter(ref, name) for ref, _ in loras):
+    if not any(_same_adapter(ref, name) for ref, _ in loras):
         changed = (*loras, (name, weight))
-    return dataclasses.replace(request, loras=changed)  # type: ignore[call-arg]
+    return dataclasses.replace(request, loras=changed)
 
 
 def expand(base: Request, axes: list[Axis]) -> list[Cell]:

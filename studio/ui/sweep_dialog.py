@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.prompt_syntax import lora_tags
-from studio.core.requests import Request
+from studio.core.requests import ImageRequest, Request, TextRequest
 from studio.core.sweep import ADAPTER_AXIS, Axis, adapter_label, expand, parse_axis
 
 # (field, label, an example of values) — the fields an artist sweeps most, first.
@@ -66,14 +66,14 @@ _GRID_WORDS = {"image": ("a grid", "grids"), "text": ("a table of the texts", "t
 def adapter_fields(base: Request) -> list[tuple[str, str, str]]:
     """One field per adapter ``base`` uses: (``lora:NAME``, "LoRA weight: NAME", an example)."""
     names: list[str] = []
-    if base.kind == "image":
-        names = [ref for ref, _ in getattr(base, "loras", ())]
+    if isinstance(base, ImageRequest):
+        names = [ref for ref, _ in base.loras]
         try:
             names += [tag.name for tag in lora_tags(base.prompt)]
         except ValueError:
             pass  # a malformed tag: the request's own check names it
-    elif base.kind == "text" and getattr(base, "lora", ""):
-        names = [base.lora]  # type: ignore[attr-defined]
+    elif isinstance(base, TextRequest) and base.lora:
+        names = [base.lora]
     fields, seen = [], set()
     for name in names:
         label = adapter_label(ADAPTER_AXIS + name).removeprefix("lora ")
