@@ -395,6 +395,11 @@ class ClusterWorker:
         """Each ready actor's process id (for tests and for people diagnosing a node)."""
         return {name: int(a.node["pid"]) for name, a in self._actors.items() if a.ready}
 
+    @property
+    def size(self) -> int:
+        """How many actors this cluster queue runs (ready or starting)."""
+        return len(self._actors)
+
     def nodes(self) -> list[dict[str, Any]]:
         """What each ready actor said of itself: name, host, pid, Ray node id."""
         return [dict(a.node) for a in self._actors.values() if a.ready]
@@ -480,6 +485,8 @@ class ClusterWorker:
             time.sleep(0.05)
             return True
         done, _ = self._ray.wait(list(busy), num_returns=1, timeout=0.2)
+        if done:
+            self._drain_progress()  # a job's last progress, sent just before it returned
         for ref in done:
             actor = busy[ref]
             job = actor.job

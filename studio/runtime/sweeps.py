@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import studio
 from studio.core.errors import StudioError
@@ -30,7 +30,19 @@ from studio.gallery.content import read_text_body
 from studio.gallery.grid import compose_grid
 from studio.gallery.store import GalleryItem, GalleryStore
 from studio.gallery.text_grid import compose_text_grid
-from studio.runtime.worker import Worker
+
+
+class SweepRunner(Protocol):
+    """What runs a sweep's jobs: the local ``Worker``, a ``ClusterWorker`` or the ``JobRouter``."""
+
+    def submit(
+        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+    ) -> str: ...
+
+    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str: ...
+
+    def subscribe(self, listener: Callable[[JobEvent], None]) -> Callable[[], None]: ...
+
 
 # The kinds whose sweeps end with a grid item.
 GRID_KINDS = ("image", "text")
@@ -62,7 +74,7 @@ def prepare(base: Request, axes: list[Axis]) -> tuple[Request, list[Cell]]:
 
 
 def start_sweep(
-    worker: Worker,
+    worker: SweepRunner,
     store: GalleryStore,
     base: Request,
     axes: list[Axis],

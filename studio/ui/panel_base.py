@@ -8,7 +8,7 @@ import dataclasses
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -227,7 +227,8 @@ class GenerationPanel(QWidget):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         try:
-            jobs = start_sweep(self.services.worker, self.services.store, base, dialog.axes())
+            # Through the queue's runner: on a cluster when the settings say so.
+            jobs = start_sweep(cast(Any, self.jobs.worker), self.services.store, base, dialog.axes())
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
             return None
