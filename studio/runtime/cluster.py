@@ -25,16 +25,18 @@ for. Studio connects only to the address the user gives (``ray://HOST:PORT``, Ra
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import itertools
 import logging
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,24 @@ def _import_ray() -> Any:
     except ImportError as exc:
         raise StudioError(RAY_MISSING) from exc
     return ray
+
+
+@contextlib.contextmanager
+def _loopback_stays_loopback(active: bool) -> Iterator[None]:
+    """Joining a cluster at 127.0.0.1:PORT (one on this machine bound to loopback), Ray replaces the
+    127.0.0.1 by this machine's routable address (``ray._private.services.resolve_ip_for_localhost``)
+    and then cannot reach a cluster that listens on loopback only. While joining, this machine's
+    address as Ray sees it is loopback. Ray's private helper: without it, Ray's own behaviour."""
+    services = sys.modules.get("ray._private.services")
+    original = getattr(services, "node_ip_address_from_perspective", None)
+    if not active or original is None:
+        yield
+        return
+    services.node_ip_address_from_perspective = lambda address=None: "127.0.0.1"  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        services.node_ip_address_from_perspective = original  # type: ignore[union-attr]
 
 
 class _ReturningStore:
@@ -260,7 +280,7 @@ class ClusterWorker:
 
     def _init_ray(self, address: str, workers: int) -> None:
         ray = self._ray
-        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+        quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if address == "local":
             # A cluster on this machine, bound to loopback: nothing listens on a public interface.
             ray.init(
@@ -273,8 +293,13 @@ class ClusterWorker:
             return
         if not (address.startswith("ray://") or re.fullmatch(r"[\w.\-\[\]:]+:\d+", address)):
             raise StudioError(f"a cluster address is 'local', ray://HOST:PORT or HOST:PORT, got {address!r}")
+        host = address.removeprefix("ray://").rsplit(":", 1)[0]
+        loopback = not address.startswith("ray://") and host in ("127.0.0.1", "localhost")
+        if loopback:
+            quiet = {**quiet, "_node_ip_address": "127.0.0.1"}
         try:
-            ray.init(address=address, **quiet)
+            with _loopback_stays_loopback(loopback):
+                ray.init(address=address, **quiet)
         except Exception as exc:  # Ray Client raises ConnectionError, grpc errors, …
             raise StudioError(f"could not reach the Ray cluster at {address}: {first_line(exc)}") from exc
 
