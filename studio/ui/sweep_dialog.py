@@ -130,7 +130,8 @@ class SweepDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        intro = QLabel("Vary up to three settings; every cell is an item, and a grid with the values is one more.")
+        ends = {"image": ", and a grid with the values is one more", "text": ", and a table of them all is one more"}
+        intro = QLabel(f"Vary up to three settings; every cell is an item{ends.get(base.kind, '')}.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
         layout.addLayout(form)

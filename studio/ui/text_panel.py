@@ -389,8 +389,9 @@ class TextPanel(GenerationPanel):
             return
         if event.kind is EventKind.STARTED:
             self._started_at = time.perf_counter()
-            if self._sweep_grids:  # a sweep's next cell: its own text
+            if self._sweep_grids:  # a sweep's next cell: its own text, its own speed
                 self.output.clear()
+                self._first_token_at, self._tokens, self._speed_shown_at = 0.0, 0, 0.0
             set_text(self.run_status, "Writing…")
         elif event.kind is EventKind.PREVIEW:
             if not self._first_token_at:
