@@ -202,7 +202,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Run on",
         "Where the window's jobs run: this machine, or a Ray cluster (studio[cluster]) at the address below. "
         "Outputs are saved in this gallery either way, each naming the machine that made it. Studio connects "
-        "only to that address and never listens on the network itself.",
+        "only to that address; a local cluster's Ray processes listen on this machine's ports (docs/BATCH.md).",
         _is_str,
         choices=("this_machine", "cluster"),
     ),

@@ -18,8 +18,9 @@ stops, as the user chose), or without one each of them fails saying so.
 
 Ray is an optional extra (``studio[cluster]``); nothing here imports it until a cluster is asked
 for. Studio connects only to the address the user gives (``ray://HOST:PORT``, Ray Client; or the
-``HOST:PORT`` of a cluster this machine is a node of) or starts a cluster bound to 127.0.0.1
-(``local``); it never listens on a public interface itself.
+``HOST:PORT`` of a cluster this machine is a node of) or starts one whose node address is
+127.0.0.1 (``local``); it opens no listening socket itself. (Ray's own servers of a local cluster
+still listen on every interface — Ray 2.60 cannot bind them to loopback; docs/BATCH.md says so.)
 """
 
 from __future__ import annotations
@@ -282,7 +283,7 @@ class ClusterWorker:
         ray = self._ray
         quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if address == "local":
-            # A cluster on this machine, bound to loopback: nothing listens on a public interface.
+            # A cluster on this machine, addressed on loopback (Ray's servers still bind every interface).
             ray.init(
                 num_cpus=workers,
                 _node_ip_address="127.0.0.1",
