@@ -565,7 +565,10 @@ def _say_where(event: JobEvent, progress: _Progress) -> None:
     """``studio batch --cluster``: where the jobs run, when it changes (a lost cluster, a fallback)."""
     if event.kind is EventKind.RUNNER and event.result:
         progress.finish()
-        print(f"studio: jobs run on {event.result.get('text', '')}", file=sys.stderr)
+        text = str(event.result.get("text", ""))
+        print(
+            f"studio: {text}" if event.result.get("where") == "lost" else f"studio: jobs run on {text}", file=sys.stderr
+        )
 
 
 def follow_job(

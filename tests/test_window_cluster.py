@@ -4,6 +4,7 @@ lost, and the real window on a local Ray cluster (one Ray start for this module)
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -205,3 +206,22 @@ def test_the_window_queue_runs_on_a_local_ray_cluster(qtbot, services):
     assert services.store.count() == 1 and services.store.get(item.id) is not None
     main.shutdown()
     assert not ray.is_initialized()
+
+
+def test_studio_batch_with_a_cluster_out_of_reach_stops_or_falls_back(data_dir, tmp_path):
+    from test_cli import studio_cli
+
+    plan = tmp_path / "two.toml"
+    plan.write_text(
+        f'[[job]]\nkind = "image"\nmodel = "{PATTERNS}"\nprompt = "a fox"\nwidth = 16\nheight = 16\nseeds = [1]\n'
+    )
+    nowhere = "ray://127.0.0.1:1"
+    stopped = studio_cli("batch", str(plan), "--cluster", nowhere, "--if-lost", "stop", data_dir=data_dir)
+    assert stopped.returncode == 1 and stopped.stderr.count(f"could not reach the Ray cluster at {nowhere}") >= 1
+    assert f"could not reach the Ray cluster at {nowhere}: could not reach" not in stopped.stderr  # said once
+    assert "0 made" not in stopped.stderr  # refused before any job
+    fell_back = studio_cli("batch", str(plan), "--cluster", nowhere, "--json", data_dir=data_dir)
+    assert fell_back.returncode == 0, fell_back.stderr
+    assert "jobs run on this machine (could not reach" in fell_back.stderr
+    item = json.loads(fell_back.stdout.splitlines()[-1])
+    assert item["kind"] == "image"

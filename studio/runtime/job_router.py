@@ -176,7 +176,8 @@ class JobRouter:
                 stale = generation != self._generation
                 held, self._held = ([], self._held) if stale else (self._held, [])
             if not stale:
-                self._gone(target, f"could not reach {target.label}: {why}", held)
+                said = why if why.startswith("could not reach") else f"could not reach {target.label}: {why}"
+                self._gone(target, said, held)
             self._settled.set()
             return
         release = threading.Event()
