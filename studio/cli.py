@@ -175,6 +175,14 @@ def _add_batch_command(commands: Any, sub: Callable[..., argparse.ArgumentParser
         "(needs the studio[cluster] extra); outputs are saved in this gallery",
     )
     batch.add_argument("--workers", type=int, default=2, metavar="N", help="Ray workers with --cluster local")
+    batch.add_argument(
+        "--if-lost",
+        choices=("fall-back", "stop"),
+        default=None,
+        help="when the cluster cannot be reached or is lost mid-plan: run the rest on this machine (fall-back) "
+        "or fail it with the reason (stop; --resume later makes the rest); default: the setting "
+        "'When the cluster is gone' (fall back)",
+    )
 
 
 def _add_sweep_command(commands: Any, gen_kinds: dict[str, argparse.ArgumentParser]) -> None:
@@ -488,7 +496,7 @@ def _batch(args: argparse.Namespace, services: Any) -> int:
 
     specs = make_catalog(services.settings).discover()
     events: queue.Queue[JobEvent] = queue.Queue()
-    services.worker.subscribe(events.put)
+    unsubscribe_local = services.worker.subscribe(events.put)
     native: dict[str, int] = {}
 
     def model_defaults(kind: str, model: str) -> dict[str, Any]:
@@ -518,15 +526,22 @@ def _batch(args: argparse.Namespace, services: Any) -> int:
         print(f"studio: {job.label}: {why}", file=sys.stderr)
 
     runner: Any = services.worker
+    router = None
     if args.cluster:
-        from studio.runtime.cluster import ClusterWorker
+        from studio.runtime.job_router import ClusterTarget, JobRouter
 
         if args.workers < 1:
             raise InvalidRequest("workers", "--workers must be at least 1")
-        runner = ClusterWorker(
-            services.store, address=args.cluster, workers=args.workers, data_dir=str(args.data_dir or "")
-        )
+        if_lost = (args.if_lost or str(services.settings.get("cluster_if_lost"))).replace("-", "_")
+        target = ClusterTarget(args.cluster, args.workers, if_lost, str(args.data_dir or ""))
+        unsubscribe_local()  # the router passes on the local worker's events with the cluster's
+        router = runner = JobRouter(services.worker, services.store, target=target)
         runner.subscribe(events.put)
+        runner.subscribe(lambda event: _say_where(event, progress))
+        router.connect()
+        if router.where == "lost":  # out of reach, and the user would rather stop: said before any job
+            router.close_cluster()
+            raise StudioError(router.status_text.removeprefix("stopped: "))
     try:
         outcome = run_plan(
             plan, runner, services.store, resume=args.resume, on_item=on_item, on_failure=on_failure,
@@ -537,13 +552,23 @@ def _batch(args: argparse.Namespace, services: Any) -> int:
         print("studio: cancelled; run again with --resume to make the rest", file=sys.stderr)
         return EXIT_CANCELLED
     finally:
-        if runner is not services.worker:
-            runner.shutdown()
+        if router is not None:
+            router.close_cluster()
     progress.finish()
     if not args.json:
         skipped = f", {outcome.skipped} already made" if outcome.skipped else ""
         print(f"{plan.name}: {outcome.made} made{skipped}, {len(outcome.failed)} failed", file=sys.stderr)
     return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def _say_where(event: JobEvent, progress: _Progress) -> None:
+    """``studio batch --cluster``: where the jobs run, when it changes (a lost cluster, a fallback)."""
+    if event.kind is EventKind.RUNNER and event.result:
+        progress.finish()
+        text = str(event.result.get("text", ""))
+        print(
+            f"studio: {text}" if event.result.get("where") == "lost" else f"studio: jobs run on {text}", file=sys.stderr
+        )
 
 
 def follow_job(

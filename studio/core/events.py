@@ -21,6 +21,8 @@ class EventKind(enum.StrEnum):
     MODEL_INFO = "model_info"
     # The summary of a training set (``studio.core.training.DataSummary`` as ``result``) a tab asked for.
     DATA_SUMMARY = "data_summary"
+    # Where jobs run now (``studio.runtime.job_router``): ``result`` is {"where", "text"}; not about a job.
+    RUNNER = "runner"
 
 
 TERMINAL_KINDS = frozenset({EventKind.FINISHED, EventKind.CANCELLED, EventKind.ERROR})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,19 @@ def _is_source_list(value: Any) -> bool:
 
 def _is_model_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+# Where a Ray cluster is: ``local`` (one started on this machine), ``ray://HOST:PORT`` (Ray Client),
+# or ``HOST:PORT`` (a cluster this machine is a node of).
+_CLUSTER_ADDRESS = re.compile(r"local|ray://[\w.\-\[\]:]+:\d+|[\w.\-\[\]:]+:\d+")
+
+
+def is_cluster_address(value: Any) -> bool:
+    return isinstance(value, str) and bool(_CLUSTER_ADDRESS.fullmatch(value.strip()))
+
+
+def _is_worker_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -181,6 +195,40 @@ SETTINGS: tuple[Setting, ...] = (
         "Other apps' model stores Studio does not search for GGUF models: any of lmstudio, gpt4all, jan, ollama. "
         "Their files are read in place, never copied.",
         _is_source_list,
+    ),
+    Setting(
+        "run_on",
+        "this_machine",
+        "Run on",
+        "Where the window's jobs run: this machine, or a Ray cluster (studio[cluster]) at the address below. "
+        "Outputs are saved in this gallery either way, each naming the machine that made it. Studio connects "
+        "only to that address; a local cluster's Ray processes listen on this machine's ports (docs/BATCH.md).",
+        _is_str,
+        choices=("this_machine", "cluster"),
+    ),
+    Setting(
+        "cluster_address",
+        "local",
+        "Ray cluster address",
+        "local starts a cluster on this machine (one worker per GPU, or the workers below); ray://HOST:PORT "
+        "connects to a cluster's Ray Client server (through an SSH tunnel or Ray's TLS: see docs/BATCH.md).",
+        is_cluster_address,
+    ),
+    Setting(
+        "cluster_workers",
+        2,
+        "Workers (local cluster)",
+        "How many workers a cluster on this machine starts: one per GPU, or per few CPU cores.",
+        _is_worker_count,
+    ),
+    Setting(
+        "cluster_if_lost",
+        "fall_back",
+        "When the cluster is gone",
+        "fall back: the jobs it had not finished, and the next ones, run on this machine; stop: they fail "
+        "with the reason, and the next job tries the cluster again. Nothing is ever saved twice.",
+        _is_str,
+        choices=("fall_back", "stop"),
     ),
     Setting("welcome_shown", False, "Welcome shown", "The first-run welcome was shown.", _is_bool, internal=True),
     Setting("window_state", {}, "Window state", "Size, splitters and the last tab.", _is_state_map, internal=True),

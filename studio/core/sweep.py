@@ -3,7 +3,10 @@
 An axis is ``FIELD=V1,V2,…`` over any field of the request (seed, steps, guidance, scheduler,
 width, model, …). Two fields are special, as in A1111: ``prompt`` is *search and replace* — the
 first value is the text searched for in the prompt and every value (the first included, so the
-original is a cell) replaces it — and ``size`` takes ``WxH`` values. Numbers may be written as
+original is a cell) replaces it — and ``size`` takes ``WxH`` values. ``lora:NAME`` sweeps an
+adapter's weight: an image request's ``loras`` entry named NAME (added when the request has none
+of that name; a weight in the list beats a ``<lora:NAME:W>`` tag in the prompt), a text request's
+``lora`` / ``lora_weight``. Numbers may be written as
 ranges: ``1-5`` (every whole number), ``1-10 (+3)`` (a step), ``1-2 [5]`` (that many values,
 evenly spaced). Every cell is validated as the request it becomes, so a bad value is named with
 its axis before anything runs. Plain Python: the CLI, the batch plans and the window share it.
@@ -18,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.core.errors import InvalidRequest
-from studio.core.requests import Request
+from studio.core.requests import ImageRequest, Request, TextRequest
 
 MAX_CELLS = 1000
 AXIS_NAMES = ("x", "y", "z")
+# ``lora:NAME=0.2,0.6,1.0``: the weight of the adapter NAME (a name in the library or a file path).
+ADAPTER_AXIS = "lora:"
 # Fields a sweep must not vary: what identifies the request, and the sources of an edit.
 _NOT_SWEPT = frozenset(
     {"kind", "schema_version", "count", "init_image", "init_audio", "audio_prompt", "melody", "mask", "messages"}
@@ -47,6 +52,8 @@ class Axis:
         if self.field == "model":
             name = str(value).rstrip("/").rsplit("/", 1)[-1]
             return f"model: {name}"
+        if self.field.startswith(ADAPTER_AXIS):
+            return f"{adapter_label(self.field)}: {value:g}"
         if isinstance(value, float):
             return f"{self.field}: {value:g}"
         return f"{self.field}: {value}"
@@ -128,17 +135,57 @@ def _number(name: str, text: str, integer: bool) -> list[Any]:
     return [round(n, 6) for n in numbers]
 
 
+def _adapter_stem(ref: str) -> str:
+    """A LoRA as people name it: its file's stem or its folder's name, whatever path it came by."""
+    last = ref.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    return last.rsplit(".", 1)[0] if last.lower().endswith((".safetensors", ".pt", ".bin", ".ckpt")) else last
+
+
+def adapter_label(field: str) -> str:
+    """``lora:/models/inkwash.safetensors`` → ``lora inkwash`` (a grid label names the adapter, not its path)."""
+    return f"lora {_adapter_stem(field[len(ADAPTER_AXIS) :])}"
+
+
+def _same_adapter(listed: str, name: str) -> bool:
+    """Whether ``listed`` (a request's LoRA: a name or a path) is the adapter ``name``."""
+    return listed == name or _adapter_stem(listed) == _adapter_stem(name)
+
+
+def _adapter_axis(field: str, rest: str, base: Request) -> Axis:
+    name = field[len(ADAPTER_AXIS) :].strip()
+    if not name:
+        raise InvalidRequest("sweep", "an adapter's weight axis names it: lora:NAME=0.2,0.6,1.0")
+    if base.kind not in ("image", "text"):
+        raise InvalidRequest("sweep", f"{base.kind} requests take no adapters")
+    if isinstance(base, TextRequest) and base.lora and not _same_adapter(base.lora, name):
+        raise InvalidRequest("sweep", f"this text request uses the LoRA {base.lora!r}; a text job takes one")
+    raw = _split(rest)
+    if not raw:
+        raise InvalidRequest("sweep", f"the axis {field} has no values")
+    values: list[Any] = []
+    for text in raw:
+        values.extend(_number(adapter_label(field), text, integer=False))
+    if len(values) > MAX_CELLS:
+        raise InvalidRequest("sweep", f"the axis {field} has {len(values)} values; at most {MAX_CELLS}")
+    return Axis(ADAPTER_AXIS + name, tuple(values))
+
+
 def parse_axis(spec: str, base: Request) -> Axis:
     """``FIELD=V1,V2,…`` → an ``Axis`` over ``base``'s kind of request."""
     field, sep, rest = spec.partition("=")
-    field = field.strip().replace("-", "_")
+    field = field.strip()
+    if field.lower().startswith(ADAPTER_AXIS) and sep:
+        return _adapter_axis(ADAPTER_AXIS + field[len(ADAPTER_AXIS) :], rest, base)
+    field = field.replace("-", "_")
     if not sep or not field:
         raise InvalidRequest("sweep", f"an axis is FIELD=V1,V2,… (e.g. seed=1,2,3), got {spec!r}")
     types = _field_types(base)
     if field != "size" and (field not in types or field in _NOT_SWEPT):
         sweepable = sorted(set(types) - _NOT_SWEPT | ({"size"} if base.kind == "image" else set()))
+        adapters = ", or lora:NAME for an adapter's weight" if base.kind in ("image", "text") else ""
         raise InvalidRequest(
-            "sweep", f"{base.kind} requests have no field {field!r} to sweep; try one of: " + ", ".join(sweepable)
+            "sweep",
+            f"{base.kind} requests have no field {field!r} to sweep; try one of: " + ", ".join(sweepable) + adapters,
         )
     if field == "size" and base.kind != "image":
         raise InvalidRequest("sweep", "only images have a size")
@@ -178,7 +225,22 @@ def _apply(request: Request, axis: Axis, value: Any) -> Request:
         return dataclasses.replace(request, prompt=request.prompt.replace(axis.search, str(value)))
     if axis.field == "size":
         return dataclasses.replace(request, width=value[0], height=value[1])
+    if axis.field.startswith(ADAPTER_AXIS):
+        return _with_adapter_weight(request, axis.field[len(ADAPTER_AXIS) :], float(value))
     return dataclasses.replace(request, **{axis.field: value})
+
+
+def _with_adapter_weight(request: Request, name: str, weight: float) -> Request:
+    """``request`` with the adapter ``name`` at ``weight``: its entry changed in place, else added last."""
+    if isinstance(request, TextRequest):
+        return dataclasses.replace(request, lora=request.lora or name, lora_weight=weight)
+    if not isinstance(request, ImageRequest):
+        raise InvalidRequest("sweep", f"{request.kind} requests take no adapters")
+    loras = request.loras
+    changed = tuple((ref, weight) if _same_adapter(ref, name) else (ref, w) for ref, w in loras)
+    if not any(_same_adapter(ref, name) for ref, _ in loras):
+        changed = (*loras, (name, weight))
+    return dataclasses.replace(request, loras=changed)
 
 
 def expand(base: Request, axes: list[Axis]) -> list[Cell]:

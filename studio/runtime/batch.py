@@ -89,7 +89,8 @@ def _values(kind: str, raw: dict[str, Any], where: str, folder: Path) -> dict[st
             known = ", ".join(sorted(names - {"seed"}))
             raise InvalidRequest(name, f"{where}: {kind} requests have no field {name!r} (fields: {known})")
         if isinstance(value, list) and "tuple" in str(hints.get(name, "")):
-            value = tuple(value)
+            # TOML has arrays, not tuples: a LoRA list is [[name, weight], …], a pair per LoRA.
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         if name in _FILE_FIELDS and isinstance(value, str) and value:
             value = str((folder / value).resolve())  # relative to the plan, as a user writes it
         values[name] = value

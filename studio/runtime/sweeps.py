@@ -1,4 +1,7 @@
-"""Running a sweep: its cells as ordinary jobs on the worker, then (for images) one grid item per Z value.
+"""Running a sweep: its cells as ordinary jobs on the worker, then one grid item per Z value.
+
+An image sweep's grid is an image (``studio.gallery.grid``); a text sweep's is a Markdown table of
+the cells' texts (``studio.gallery.text_grid``); a music sweep is its cells alone.
 
 The cells queue like any job (cancel one or all; each is a gallery item with its own record). The
 grid of each Z value is a worker task queued after the cells, so it runs once they have all ended,
@@ -14,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import studio
 from studio.core.errors import StudioError
@@ -23,9 +26,26 @@ from studio.core.outputs import GeneratedOutput
 from studio.core.provenance import ProvenanceRecord, new_item_id, utc_now_iso
 from studio.core.requests import MAX_SEED, ImageRequest, Request
 from studio.core.sweep import Axis, Cell, describe, expand
+from studio.gallery.content import read_text_body
 from studio.gallery.grid import compose_grid
 from studio.gallery.store import GalleryItem, GalleryStore
-from studio.runtime.worker import Worker
+from studio.gallery.text_grid import compose_text_grid
+
+
+class SweepRunner(Protocol):
+    """What runs a sweep's jobs: the local ``Worker``, a ``ClusterWorker`` or the ``JobRouter``."""
+
+    def submit(
+        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+    ) -> str: ...
+
+    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str: ...
+
+    def subscribe(self, listener: Callable[[JobEvent], None]) -> Callable[[], None]: ...
+
+
+# The kinds whose sweeps end with a grid item.
+GRID_KINDS = ("image", "text")
 
 
 @dataclass
@@ -54,7 +74,7 @@ def prepare(base: Request, axes: list[Axis]) -> tuple[Request, list[Cell]]:
 
 
 def start_sweep(
-    worker: Worker,
+    worker: SweepRunner,
     store: GalleryStore,
     base: Request,
     axes: list[Axis],
@@ -81,7 +101,7 @@ def start_sweep(
             jobs.outcome[event.job_id] = f"failed: {event.error}"
         if on_cell is not None:
             on_cell(cell, event)
-        if base.kind != "image" and len(jobs.outcome) == len(by_job):
+        if base.kind not in GRID_KINDS and len(jobs.outcome) == len(by_job):
             unsubscribe()  # no grid to wait for
 
     unsubscribe = worker.subscribe(listen)
@@ -92,8 +112,8 @@ def start_sweep(
                 job = worker.submit(cell.request, record_runtime=facts)
                 by_job[job] = cell
                 jobs.cells.append((cell, job))
-        # A grid is a picture of pictures: text and music sweeps are their cells alone.
-        z_count = max(cell.index[2] for cell in cells) + 1 if base.kind == "image" else 0
+        # A picture of pictures, or a table of texts: a music sweep is its cells alone.
+        z_count = max(cell.index[2] for cell in cells) + 1 if base.kind in GRID_KINDS else 0
         remaining = [z_count]
 
         def grid_of(z: int) -> Callable[[], list[Any]]:
@@ -136,23 +156,38 @@ def save_grid(
     y_axis = jobs.axes[1] if len(jobs.axes) > 1 else None
     z_axis = jobs.axes[2] if len(jobs.axes) > 2 else None
     title = z_axis.label(z_axis.values[z]) if z_axis else ""
-    pixels = compose_grid(
-        tiles,
-        [x_axis.label(v) for v in x_axis.values],
-        [y_axis.label(v) for v in y_axis.values] if y_axis else [],
-        title=title,
-    )
+    x_labels = [x_axis.label(v) for v in x_axis.values]
+    y_labels = [y_axis.label(v) for v in y_axis.values] if y_axis else []
     grid = {"axes": describe(jobs.axes), "cells": ids, **({"z": title} if title else {})}
-    height, width = pixels.shape[:2]
     first = made[0].record
+    output: GeneratedOutput
+    facts: dict[str, Any]
+    if base.kind == "text":
+        texts = [[_text_of(tile) for tile in row] for row in tiles]
+        table = compose_text_grid(texts, x_labels, y_labels, title=title, prompt=base.prompt)
+        output, facts = GeneratedOutput("text", table, {"grid": grid}), {"grid": grid}
+    else:
+        pixels = compose_grid(tiles, x_labels, y_labels, title=title)
+        height, width = pixels.shape[:2]
+        output, facts = (
+            GeneratedOutput("image", pixels, {"grid": grid}),
+            {"grid": grid, "width": width, "height": height},
+        )
     record = ProvenanceRecord(
         id=new_item_id(),
-        kind="image",
+        kind=base.kind,
         created_at=utc_now_iso(),
         app={"name": studio.APP_NAME, "version": studio.__version__},
         model=dict(first.model),
         request={**base.to_dict(), "sweep": describe(jobs.axes)},
         runtime={"grid": True, **(runtime or {})},
-        output={"grid": grid, "width": width, "height": height},
+        output=facts,
     )
-    return store.save(GeneratedOutput("image", pixels, {"grid": grid}), record)
+    return store.save(output, record)
+
+
+def _text_of(tile: Path | str | None) -> str:
+    """A text cell's words, or why it has none (in italics, so it never reads as the model's)."""
+    if isinstance(tile, Path):
+        return read_text_body(tile)
+    return f"*{tile or 'not run'}*"

@@ -128,9 +128,16 @@ class Worker:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def submit(
-        self, request: Request, *, parent: str | None = None, record_runtime: dict[str, Any] | None = None
+        self,
+        request: Request,
+        *,
+        parent: str | None = None,
+        record_runtime: dict[str, Any] | None = None,
+        job_id: str | None = None,
     ) -> str:
-        return self._enqueue(_Job(_new_job_id(), request, parent=parent, record_runtime=dict(record_runtime or {})))
+        """Queue ``request``; its job id (``job_id`` when given: a job moved here from a lost cluster keeps its own)."""
+        job = _Job(job_id or _new_job_id(), request, parent=parent, record_runtime=dict(record_runtime or {}))
+        return self._enqueue(job)
 
     def submit_training(self, request: Any) -> str:
         """Queue a training run (``studio.core.training.TrainRequest``); events as for any job, their
@@ -173,7 +180,9 @@ class Worker:
                 return None
         return self._enqueue(_Job(_new_job_id(), None, task=lambda job: self._save_partial(job, job_id)))
 
-    def submit_task(self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None) -> str:
+    def submit_task(
+        self, work: Callable[[], list[Any]], *, kind: str, info: dict[str, Any] | None = None, job_id: str | None = None
+    ) -> str:
         """Run ``work`` on the worker thread once every job queued before it has run — a sweep's grid
         after its cells. Its end is a ``finished`` event carrying what it returns (``info['kind']`` is
         ``kind``), or an ``error`` naming what went wrong; cancelled while queued like any job."""
@@ -193,7 +202,7 @@ class Worker:
                 return
             self._emit(JobEvent(EventKind.FINISHED, job.id, result=items, info=facts))
 
-        return self._enqueue(_Job(_new_job_id(), None, task=task))
+        return self._enqueue(_Job(job_id or _new_job_id(), None, task=task))
 
     def cancel(self, job_id: str) -> bool:
         """Drop a queued job at once, or ask the running one to stop. False if unknown."""

@@ -124,6 +124,11 @@ class JobQueue(QObject):
         self._history = history
         self._jobs: OrderedDict[str, Job] = OrderedDict()  # in submission order
 
+    @property
+    def worker(self) -> Worker:
+        """What runs the jobs: the worker, or the router that sends them to a cluster."""
+        return self._worker
+
     # -- what the tabs do ------------------------------------------------------------
 
     def submit(self, owner: str, request: Request, parent: str | None = None) -> Job:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 import studio
 from studio.core.events import EventKind, JobEvent
+from studio.runtime.job_router import ClusterTarget, JobRouter, cluster_target
 from studio.runtime.services import Services, make_catalog
 from studio.ui.bridge import WorkerBridge
 from studio.ui.gallery_panel import GalleryPanel
@@ -49,9 +50,12 @@ class MainWindow(QMainWindow):
             self.setGeometry(first_geometry(screen.availableGeometry()))
         else:
             self.resize(1100, 720)
-        self.bridge = WorkerBridge(services.worker, self)
+        # The tabs' jobs run on this machine's worker, or on a Ray cluster when the settings say so;
+        # connecting happens on a thread of its own, never here.
+        self.runner = JobRouter(services.worker, services.store, target=self._cluster_target())
+        self.bridge = WorkerBridge(self.runner, self)
         # Every job of every tab, and the status bar's count, from the worker's events.
-        self.jobs = JobQueue(services.worker, parent=self)
+        self.jobs = JobQueue(self.runner, parent=self)
         self.bridge.received.connect(self.jobs.on_event)
 
         self.text_panel = TextPanel(services, self.jobs)
@@ -93,6 +97,9 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("Device: not loaded yet")
         self.device_label.setAccessibleName("device")
         self.device_label.setToolTip("Where models run")
+        self.runs_on_label = QLabel(f"Runs on: {self.runner.status_text}")
+        self.runs_on_label.setAccessibleName("runs on")
+        self.runs_on_label.setToolTip("Where jobs run: this machine or a Ray cluster (File › Settings › Cluster)")
         self.queue_label = QLabel("Queue: 0")
         self.queue_label.setAccessibleName("queue")
         self.queue_label.setToolTip("Jobs waiting for the worker")
@@ -104,6 +111,7 @@ class MainWindow(QMainWindow):
         self.retry_button.setVisible(False)
         self.statusBar().addPermanentWidget(self.retry_button)
         self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().addPermanentWidget(self.runs_on_label)
         self.statusBar().addPermanentWidget(self.queue_label)
         self._build_menus()
         self.refresh_models()
@@ -185,6 +193,23 @@ class MainWindow(QMainWindow):
     def _on_event(self, event: JobEvent) -> None:
         if event.kind is EventKind.DEVICE:
             self._show_device(event.result or {})
+        elif event.kind is EventKind.RUNNER:
+            self._show_runner(event.result or {})
+
+    def _cluster_target(self) -> ClusterTarget | None:
+        paths = self.services.paths
+        # A local cluster's actors read this data folder's settings (model folders): one root folder is
+        # passed on; the user's own folders they find themselves.
+        root = str(paths.data.parent) if paths.data.parent == paths.config.parent else ""
+        return cluster_target(self.services.settings, root)
+
+    def _show_runner(self, state: dict[str, Any]) -> None:
+        """Where jobs run now; a cluster lost or out of reach is said in the status line too."""
+        text = str(state.get("text", ""))
+        set_text(self.runs_on_label, f"Runs on: {_short(text)}")
+        self.runs_on_label.setToolTip(f"Where jobs run: {text} (File › Settings › Cluster)")
+        if state.get("where") in ("lost",) or (state.get("where") == "local" and "jobs run here" in text):
+            self.statusBar().showMessage(text[:1].upper() + text[1:], 15000)
 
     def _job_changed(self, job: Job) -> None:
         self._show_queue_length()
@@ -264,6 +289,8 @@ class MainWindow(QMainWindow):
             apply_theme(app, str(self.services.settings.get("theme")))
         if {"model_folders", "allow_pickle_models"} & set(names):
             self.refresh_models()
+        if {"run_on", "cluster_address", "cluster_workers", "cluster_if_lost"} & set(names):
+            self.runner.configure(self._cluster_target())
 
     def show_welcome(self) -> None:
         from studio.ui.welcome import WelcomeDialog
@@ -365,6 +392,7 @@ class MainWindow(QMainWindow):
         self.music_panel.shutdown()
         self.gallery_panel.shutdown()
         self.bridge.detach()
+        self.runner.close_cluster()
         self.services.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -381,6 +409,10 @@ def first_geometry(available: QRect) -> QRect:
     rect = QRect(0, 0, width, height)
     rect.moveCenter(available.center())
     return rect
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _base64(data: QByteArray) -> str:

@@ -8,7 +8,7 @@ import dataclasses
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -42,6 +42,7 @@ from studio.ui.widgets.status_line import MessageTimeout
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
     from studio.runtime.services import Services
+    from studio.runtime.sweeps import SweepJobs
 
 # The dynamic property that keeps a control's own tooltip while it shows why it is greyed out.
 _OWN_TOOLTIP = "studio_own_tooltip"
@@ -207,8 +208,9 @@ class GenerationPanel(QWidget):
         """The request the tab's controls describe (each tab builds its own)."""
         raise NotImplementedError
 
-    def open_sweep(self) -> None:
-        """Sweep… : choose axes over the current request, then queue a job per cell and the grid."""
+    def open_sweep(self) -> SweepJobs | None:
+        """Sweep… : choose axes over the current request, then queue a job per cell and the grid;
+        what was queued (None when nothing was)."""
         from studio.runtime.sweeps import start_sweep
         from studio.ui.sweep_dialog import SweepDialog
 
@@ -216,24 +218,26 @@ class GenerationPanel(QWidget):
             base = self.build_request()
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
-            return
+            return None
         info = self.model_info
         unused = {
             name: why for control, why in (info.unused.items() if info else ()) for name in FIELDS_OF_CONTROL[control]
         }
         dialog = SweepDialog(base, self, unused=unused)
         if dialog.exec() != QDialog.DialogCode.Accepted:
-            return
+            return None
         try:
-            jobs = start_sweep(self.services.worker, self.services.store, base, dialog.axes())
+            # Through the queue's runner: on a cluster when the settings say so.
+            jobs = start_sweep(cast(Any, self.jobs.worker), self.services.store, base, dialog.axes())
         except InvalidRequest as exc:
             self.run_status.setText(str(exc))
-            return
+            return None
         self.jobs.claim_sweep(self.kind, [(cell.request, job) for cell, job in jobs.cells], jobs.grids, base.kind)
-        then = ", then the grid" if jobs.grids else ""
+        then = (", then the table" if base.kind == "text" else ", then the grid") if jobs.grids else ""
         self.run_status.setText(f"Sweep queued: {len(jobs.cells)} jobs{then}")
         self.show_waiting()
         self.update_controls()
+        return jobs
 
     def cancel(self) -> None:
         """Cancel the running job and everything this tab queued."""
@@ -485,6 +489,8 @@ class GenerationPanel(QWidget):
             self.show_waiting()
 
     def show_waiting(self) -> None:
+        if not hasattr(self, "progress"):  # the Text tab shows its stream, not steps
+            return
         if self.jobs.running(self.kind) is not None:
             return
         if self.jobs.queued(self.kind):

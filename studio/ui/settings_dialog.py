@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QPlainTextEdit,
+    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -45,6 +47,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "Privacy & provenance": ("embed_prompts", "sign_outputs", "ai_training"),
     "Models": ("model_folders", "allow_pickle_models"),
     "Online": ("online",),
+    "Cluster": ("run_on", "cluster_address", "cluster_workers", "cluster_if_lost"),
 }
 # Settings only a GPU uses: greyed out on a computer without one.
 GPU_ONLY = ("memory_mode", "precision", "compile_models")
@@ -234,6 +237,15 @@ class SettingsDialog(QDialog):
             edit.setPlaceholderText("one per line")
             edit.setMaximumHeight(90)
             return edit
+        if isinstance(setting.default, int):
+            spin = QSpinBox()
+            spin.setRange(1, 64)
+            spin.setValue(int(value))
+            return spin
+        if isinstance(setting.default, str):
+            line = QLineEdit(str(value))
+            line.setPlaceholderText(str(setting.default))
+            return line
         raise TypeError(f"no control for setting {setting.name}")
 
     def value_of(self, name: str) -> Any:
@@ -244,6 +256,10 @@ class SettingsDialog(QDialog):
             return control.isChecked()
         if isinstance(control, QPlainTextEdit):
             return [line.strip() for line in control.toPlainText().splitlines() if line.strip()]
+        if isinstance(control, QSpinBox):
+            return control.value()
+        if isinstance(control, QLineEdit):
+            return control.text().strip()
         raise TypeError(name)
 
     def apply(self) -> bool:

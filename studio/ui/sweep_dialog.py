@@ -2,7 +2,9 @@
 
 Each axis is a field and its values, written as ``studio sweep`` takes them (``1,2,3``, ranges
 ``1-5``, ``1-10 (+3)``, ``1-2 [5]``; for *Prompt S/R* the first value is the text searched for).
-The dialog says how many images the sweep makes, or what is wrong, before anything is queued.
+Each adapter the request uses (an image's LoRAs, in the list or as ``<lora:…>`` tags; a text
+job's LoRA) is one more field: its weight. The dialog says how many jobs the sweep makes, or
+what is wrong, before anything is queued.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import InvalidRequest
-from studio.core.requests import Request
-from studio.core.sweep import Axis, expand, parse_axis
+from studio.core.prompt_syntax import lora_tags
+from studio.core.requests import ImageRequest, Request, TextRequest
+from studio.core.sweep import ADAPTER_AXIS, Axis, adapter_label, expand, parse_axis
 
 # (field, label, an example of values) — the fields an artist sweeps most, first.
 _FIELDS = {
@@ -56,6 +59,30 @@ _FIELDS = {
 }
 
 
+# What a kind's sweep ends with, besides its cells.
+_GRID_WORDS = {"image": ("a grid", "grids"), "text": ("a table of the texts", "tables")}
+
+
+def adapter_fields(base: Request) -> list[tuple[str, str, str]]:
+    """One field per adapter ``base`` uses: (``lora:NAME``, "LoRA weight: NAME", an example)."""
+    names: list[str] = []
+    if isinstance(base, ImageRequest):
+        names = [ref for ref, _ in base.loras]
+        try:
+            names += [tag.name for tag in lora_tags(base.prompt)]
+        except ValueError:
+            pass  # a malformed tag: the request's own check names it
+    elif isinstance(base, TextRequest) and base.lora:
+        names = [base.lora]
+    fields, seen = [], set()
+    for name in names:
+        label = adapter_label(ADAPTER_AXIS + name).removeprefix("lora ")
+        if label not in seen:
+            seen.add(label)
+            fields.append((ADAPTER_AXIS + name, f"LoRA weight: {label}", "0.2, 0.6, 1.0"))
+    return fields
+
+
 class SweepDialog(QDialog):
     """Choose a sweep's axes over ``base``; ``axes()`` once accepted."""
 
@@ -66,7 +93,8 @@ class SweepDialog(QDialog):
         seed = base.seed if base.seed is not None else 1
         self._base = dataclasses.replace(base, seed=seed)
         self._axes: list[Axis] = []
-        fields = _FIELDS.get(base.kind, [])
+        fields = _FIELDS.get(base.kind, []) + adapter_fields(base)
+        self._fields = fields
         form = QFormLayout()
         self._rows: list[tuple[QComboBox, QLineEdit]] = []
         for index, name in enumerate(("X", "Y", "Z")):
@@ -102,7 +130,8 @@ class SweepDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        intro = QLabel("Vary up to three settings; every cell is an item, and a grid with the values is one more.")
+        ends = {"image": ", and a grid with the values is one more", "text": ", and a table of them all is one more"}
+        intro = QLabel(f"Vary up to three settings; every cell is an item{ends.get(base.kind, '')}.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
         layout.addLayout(form)
@@ -112,7 +141,7 @@ class SweepDialog(QDialog):
         self._check()
 
     def _field_changed(self, field: QComboBox, values: QLineEdit) -> None:
-        example = {key: hint for key, _, hint in _FIELDS.get(self._base.kind, [])}.get(field.currentData(), "")
+        example = {key: hint for key, _, hint in self._fields}.get(field.currentData(), "")
         values.setPlaceholderText(example)
         if field.currentData() == "prompt":
             values.setPlaceholderText("the words to replace first, then what replaces them: red, blue, golden")
@@ -135,8 +164,9 @@ class SweepDialog(QDialog):
         shape = " × ".join(str(len(axis.values)) for axis in self._axes)
         grids = len(self._axes[2].values) if len(self._axes) > 2 else 1
         jobs = f"{shape} = {len(cells)}" if len(self._axes) > 1 else str(len(cells))
-        grid_words = "a grid" if grids == 1 else f"{grids} grids (one per Z value)"
-        then = f", then {grid_words}" if self._base.kind == "image" else ""
+        one, many = _GRID_WORDS.get(self._base.kind, ("", ""))
+        grid_words = one if grids == 1 else f"{grids} {many} (one per Z value)"
+        then = f", then {grid_words}" if one else ""
         self.summary.setText(f"{jobs} {self._base.kind} jobs{then}")
         ok.setEnabled(True)
 

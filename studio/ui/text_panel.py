@@ -38,6 +38,7 @@ from studio.ui.widgets.model_picker import ModelPicker
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
     from studio.runtime.services import Services
+    from studio.runtime.sweeps import SweepJobs
 
 # The speed readout while text streams: at most this often (the text itself shows every batch the
 # bridge hands over, once a frame at most). A label whose text changes asks for a new layout.
@@ -129,9 +130,18 @@ class TextPanel(GenerationPanel):
         self.run_status = QLabel()
         self.run_status.setAccessibleName("status")
         self.run_status.setWordWrap(True)
+        self.sweep_button = button(
+            "Sweep…",
+            "sweep",
+            "Vary up to three settings (X/Y/Z): a text per cell, then a table of them all (single prompts, "
+            "not turns of a conversation)",
+            self.open_sweep,
+        )
+        self._sweep_grids: set[str] = set()
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.sweep_button)
         buttons.addStretch(1)
 
         left = QWidget()
@@ -287,6 +297,18 @@ class TextPanel(GenerationPanel):
             request = self.chat.prepare(request)
         self.submit_request(request)
 
+    def open_sweep(self) -> SweepJobs | None:
+        """A sweep's cells stream into the text pane one after another (also for a chat model: they
+        are single prompts, not turns), then the table of them all shows there."""
+        if self.busy():
+            return None
+        jobs = super().open_sweep()
+        if jobs is not None:
+            self._sweep_grids.update(jobs.grids)
+            self.output.clear()
+            self.output_stack.setCurrentWidget(self.continuation_page)
+        return jobs
+
     def submit_request(self, request: Request, parent: str | None = None) -> str | None:
         if self.busy():
             self.run_status.setText("Wait for the current text to finish (or stop it) first.")
@@ -296,6 +318,7 @@ class TextPanel(GenerationPanel):
         self._reset_run_state()
         job = self.submit(request, parent)
         if isinstance(request, TextRequest) and request.conversation:
+            self.output_stack.setCurrentWidget(self.chat)  # back from a sweep's texts
             self.chat.started(request)
         self.run_status.setText("Queued…")
         self._update_buttons()
@@ -360,8 +383,15 @@ class TextPanel(GenerationPanel):
             elif event.kind is EventKind.ERROR:
                 self.report_error(self.run_status, job)
             return
+        if job.id in self._sweep_grids:
+            if event.is_terminal:
+                self._sweep_table_ended(job, event)
+            return
         if event.kind is EventKind.STARTED:
             self._started_at = time.perf_counter()
+            if self._sweep_grids:  # a sweep's next cell: its own text, its own speed
+                self.output.clear()
+                self._first_token_at, self._tokens, self._speed_shown_at = 0.0, 0, 0.0
             set_text(self.run_status, "Writing…")
         elif event.kind is EventKind.PREVIEW:
             if not self._first_token_at:
@@ -388,6 +418,20 @@ class TextPanel(GenerationPanel):
             else:
                 self.report_error(self.run_status, job)
                 self.chat.failed(job.error or "the reply failed")
+
+    def _sweep_table_ended(self, job: Job, event: JobEvent) -> None:
+        self._sweep_grids.discard(job.id)
+        self._finish_run()
+        if event.kind is EventKind.FINISHED and job.items:
+            from studio.gallery.content import read_text_body
+
+            table = read_text_body(job.items[0].path)
+            self.output.setPlainText(table)
+            self._add_history(job.items[0], table)
+            self.run_status.setText("Sweep done: the table of its texts is in the gallery")
+            self.items_saved.emit(list(job.items))
+        elif event.kind is EventKind.ERROR:
+            self.report_error(self.run_status, job)
 
     def _saved(self, job: Job) -> None:
         if self.chat.saved(job.items):  # a conversation's turn: the chat shows it
@@ -458,6 +502,7 @@ class TextPanel(GenerationPanel):
         self.generate_button.setEnabled(can_run)
         self.stop_button.setEnabled(running)
         self.continue_button.setEnabled(can_run and has_output)
+        self.sweep_button.setEnabled(can_run)
         for widget in (self.copy_button, self.to_image, self.to_music):
             widget.setEnabled(has_output and not running)
         self.apply_capabilities()
