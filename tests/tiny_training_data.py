@@ -78,9 +78,10 @@ def waltz_notes(seed: int, bars: int = 16) -> list[tuple[int, float]]:
 
 
 def write_midi(path: Path, notes: list[tuple[int, float]], *, meter=(3, 4), key: str | None = "Am",
-               accompaniment: bool = True, tpq: int = 480) -> Path:  # fmt: skip
+               accompaniment: bool = True, harmony: int = 0, tpq: int = 480) -> Path:  # fmt: skip
     """A type-1 MIDI file with mido: a melody track, a time and key signature, and (optionally) a
-    quieter bass track of one low note per bar, so the reader has to pick the melody."""
+    quieter bass track of one low note per bar, so the reader has to pick the melody; ``harmony``:
+    each melody note sounds with another this many semitones below it (chords in the melody)."""
     import mido
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,11 @@ def write_midi(path: Path, notes: list[tuple[int, float]], *, meter=(3, 4), key:
     melody.append(mido.Message("program_change", program=73, channel=0, time=0))
     for pitch, quarters in notes:
         melody.append(mido.Message("note_on", note=pitch, velocity=90, channel=0, time=0))
+        if harmony:
+            melody.append(mido.Message("note_on", note=pitch - harmony, velocity=70, channel=0, time=0))
         melody.append(mido.Message("note_off", note=pitch, velocity=0, channel=0, time=round(quarters * tpq)))
+        if harmony:
+            melody.append(mido.Message("note_off", note=pitch - harmony, velocity=0, channel=0, time=0))
     song.tracks.append(melody)
     if accompaniment:
         bass = mido.MidiTrack()
@@ -188,3 +193,48 @@ class Run:
 
     def samples(self) -> list[Any]:
         return [e.preview for e in self.events if e.preview is not None]
+
+
+def build_tiny_melody_model(folder: Path, *, seed: int = 0) -> Path:
+    """A ``studio-melody`` folder with a tiny seeded Llama over the standard melody vocabulary."""
+    from studio.engines.melody_tokens import MelodyVocabulary
+    from studio.engines.training.causal_lm import llama_shape, make_llama
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = MelodyVocabulary.standard()
+    special = {"bos": vocab.id("<bos>"), "eos": vocab.id("<eos>"), "pad": vocab.id("<pad>")}
+    model = make_llama(len(vocab), llama_shape(32, 64, 2, 512, heads=2), special, seed)
+    model.generation_config.pad_token_id = special["pad"]
+    model.save_pretrained(folder, safe_serialization=True)
+    vocab.save(folder / "melody_vocab.json")
+    (folder / "studio_model.json").write_text(
+        '{"format": "studio-melody", "kind": "music", "vocabulary": "melody_vocab.json"}\n', encoding="utf-8"
+    )
+    return folder
+
+
+def write_melody_output(folder: Path, model_folder: Path, *, seed: int = 1, prompt: str = "a jig in D") -> Path:
+    """An output of the melody model as the gallery keeps it: audio, its ``.mid`` companion and a
+    sidecar whose ``output`` holds the engine's facts of the tune."""
+    import json
+
+    import soundfile
+
+    from studio.core.requests import MusicRequest
+    from studio.engines.base import RunContext
+    from studio.engines.devices import choose_device
+    from studio.engines.library.classify import inspect_folder
+    from studio.engines.melody import MelodyEngine
+
+    engine = MelodyEngine()
+    spec = inspect_folder(model_folder)
+    loaded = engine.load(spec, choose_device("cpu"))
+    request = MusicRequest(prompt=prompt, model=str(model_folder), seed=seed, duration=4)
+    result = engine.generate(loaded, request, RunContext("j", lambda e: None, threading.Event()))
+    output = result.outputs[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = folder / "01J0MELODYOUTPUT0000000000.flac"
+    soundfile.write(audio, output.data, output.info["sample_rate"])
+    audio.with_suffix(".mid").write_bytes(output.attachments[".mid"])
+    audio.with_suffix(".json").write_text(json.dumps({"output": dict(output.info)}, default=str), encoding="utf-8")
+    return audio
