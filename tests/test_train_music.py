@@ -13,6 +13,7 @@ import pytest
 from tiny_training_data import (
     Run,
     build_tiny_melody_model,
+    one_torch_thread,  # noqa: F401 - an autouse fixture
     summary_of,
     waltz_notes,
     write_abc,

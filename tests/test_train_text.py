@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 from tiny_models import build_tiny_causal_lm
-from tiny_training_data import Run, summary_of, write_png, write_texts
+from tiny_training_data import (
+    Run,
+    one_torch_thread,  # noqa: F401 - an autouse fixture
+    summary_of,
+    write_png,
+    write_texts,
+)
 
 from studio.core.errors import JobCancelled, StudioError
 from studio.core.requests import TextRequest
