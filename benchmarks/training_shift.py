@@ -166,7 +166,7 @@ def write_texts(folder: Path, kilobytes: int) -> list[Path]:
     if not JARGON.is_file():
         raise SystemExit("the text part reads the Jargon File from Debian: apt install jargon-text")
     text = gzip.decompress(JARGON.read_bytes()).decode("utf-8")
-    chapters = re.split(r"(?m)^Chapter (\d+)\. ", text)
+    chapters = re.split(r"(?m)^Chapter\s(\d+)\.\s", text)  # the file writes "Chapter\xa01.\xa0"
     folder.mkdir(parents=True, exist_ok=True)
     paths, budget = [], kilobytes * 1000
     for number, body in zip(chapters[1::2], chapters[2::2], strict=True):

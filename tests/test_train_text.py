@@ -229,3 +229,46 @@ def test_bases_the_text_trainer_cannot_train_say_why(tmp_path):
     assert trainer.methods(starter) == ("full", "lora")
     big = replace(starter, id="someone-7b", details={**starter.details, "size_bytes": 14_000_000_000})
     assert trainer.methods(big) == ("lora", "full")
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(tiny_base, tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    trainer = trainer_for("text")
+    data = write_texts(tmp_path / "data")
+    base = inspect_folder(tiny_base)
+    plan, summary = _plan(base, data, trainer, steps=8, checkpoint_every=3, sample_every=0)
+    real_save = torch.save
+    calls = []
+
+    def filling_save(obj, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", filling_save)
+    run = Run(tmp_path / "run")
+    with pytest.raises(StudioError, match=r"checkpoint of step 6 .*No space left.*step 3 is kept"):
+        trainer.train(base, plan, summary, choose_device("cpu"), run.context())
+    assert [p.name for p in (run.root / "checkpoint").iterdir()] == ["step-000003"]
+    assert not any((run.root / "staging").iterdir())
+
+
+def test_out_of_memory_suggests_what_to_change(tiny_base, tmp_path, monkeypatch):
+    from transformers import LlamaForCausalLM
+
+    trainer = trainer_for("text")
+    data = write_texts(tmp_path / "data")
+    base = inspect_folder(tiny_base)
+    plan, summary = _plan(base, data, trainer, steps=4, sample_every=0)
+
+    def no_memory(self, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(LlamaForCausalLM, "forward", no_memory)
+    run = Run(tmp_path / "run")
+    with pytest.raises(StudioError, match=r"out of memory .*batch size 1, gradient checkpointing or a shorter"):
+        trainer.train(base, plan, summary, choose_device("cpu"), run.context())
