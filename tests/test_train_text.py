@@ -272,3 +272,19 @@ def test_out_of_memory_suggests_what_to_change(tiny_base, tmp_path, monkeypatch)
     run = Run(tmp_path / "run")
     with pytest.raises(StudioError, match=r"out of memory .*batch size 1, gradient checkpointing or a shorter"):
         trainer.train(base, plan, summary, choose_device("cpu"), run.context())
+
+
+def test_gradient_checkpointing_trains_the_same_and_saves_a_model_that_caches(tiny_base, tmp_path):
+    import json
+
+    trainer = trainer_for("text")
+    data = write_texts(tmp_path / "data")
+    base = inspect_folder(tiny_base)
+    curves = []
+    for flag in (False, True):
+        plan, summary = _plan(base, data, trainer, steps=4, sample_every=0, gradient_checkpointing=flag)
+        run = Run(tmp_path / f"run-{flag}")
+        trainer.train(base, plan, summary, choose_device("cpu"), run.context())
+        curves.append(run.losses())
+    assert curves[0] == pytest.approx(curves[1], rel=1e-4)  # recomputing activations changes no result
+    assert json.loads((tmp_path / "run-True" / "staging" / "config.json").read_text())["use_cache"] is True

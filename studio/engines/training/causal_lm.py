@@ -344,7 +344,14 @@ def run_loop(
             "step": at,
             "curve": [list(point) for point in curve],
         }
-        facts = {"step": at, "total": total, "loss": curve[-1][1] if curve else None, "identity": identity}
+        facts = {
+            "step": at,
+            "total": total,
+            "loss": curve[-1][1] if curve else None,
+            # Where the data order stands (it follows from the step; written for people reading it).
+            "data_position": {"epoch": order.epoch(at), "windows_seen": at * settings.batch_size},
+            "identity": identity,
+        }
         return store.save(at, state, facts)
 
     def sample(at: int) -> None:
