@@ -17,6 +17,7 @@ previous one whole.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -418,7 +419,7 @@ def _train_step(
     device: Any,
 ) -> float:
     try:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
             loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         if settings.clip_norm:
