@@ -6,8 +6,9 @@ and with one interpreter lock on two cores the worker waited for it (docs/PERFOR
 window"). So the worker only appends to a buffer, and posts one wake-up when the buffer was empty;
 the GUI thread drains it at most once a frame and passes on what the buffer holds, coalesced
 (``coalesce``): progress — the latest wins; an image preview — the latest wins; text chunks —
-concatenated; every other event (queued, started, finished, cancelled, error, model_info, device)
-passed on as is, in order, so a job's terminal event always comes after its earlier ones.
+concatenated; every other event (queued, started, finished, cancelled, error, model_info, device,
+and a training run's samples) passed on as is, in order, so a job's terminal event always comes
+after its earlier ones.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def coalesce(events: Iterable[JobEvent]) -> list[JobEvent]:
     out: list[JobEvent | None] = []
     slots: dict[str, dict[EventKind, int]] = {}  # job → kind → index in ``out`` of its merged event
     for event in events:
-        if event.kind not in _MERGED:
+        # A training run's sample (a dict: step, prompt, data) is never merged: two prompts sampled
+        # at the same step arrive together and each must be shown.
+        if event.kind not in _MERGED or isinstance(event.preview, dict):
             slots.pop(event.job_id, None)  # a state change closes the job's run
             out.append(event)
             continue
