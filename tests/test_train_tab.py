@@ -129,8 +129,8 @@ def test_the_summary_shows_counts_duplicates_words_and_unreadable_files(window, 
     _answer_summary(window, asked, _summary(tmp_path))
     view = panel.summary_view
     headline = view.headline.text()
-    assert "5 files to learn from" in headline and "6.0 kB" in headline
-    assert "1 exact duplicate" in headline and "1 left out" in headline and "Data digest" in headline
+    assert "<b>5 files</b> to learn from" in headline and "6.0 kB" in headline
+    assert "1 exact duplicate" in headline and "1 left out" in headline and "data digest" in headline
     assert view.words.words[:2] == [("river", 40), ("night", 9)]
     assert "“river” is far more frequent" in view.skew.text() and view.skew.isVisibleTo(panel)
     details = view.details.toPlainText()
@@ -449,7 +449,7 @@ def test_done_shows_the_card_and_use_it_selects_the_new_model(window, qtbot, ask
             "CPU (2 threads)",
         ):
             assert expected in card, expected
-        assert "Trained River words" in panel.run_status.text()
+        assert "Trained River words in 1 min 15 s" in panel.run_status.text()
         assert panel.use_button.isEnabled()
         panel.use_result()
         text = window.text_panel

@@ -314,6 +314,7 @@ class TrainPanel(GenerationPanel):
         self.use_button = button(
             "Use it", "use trained model", "Open the new model (or LoRA) in its tab, selected", self.use_result
         )
+        self.use_button.setDefault(True)
         self.show_button = button(
             "Show folder", "show model folder", "Open the folder the new model was installed in", self._show_folder
         )
@@ -391,7 +392,7 @@ class TrainPanel(GenerationPanel):
         self.update_controls()
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Learn from a folder", self._folder)
+        folder = QFileDialog.getExistingDirectory(self, "Learn from a folder", self._folder or str(Path.home()))
         if folder:
             self.set_folder(folder)
 
@@ -718,7 +719,8 @@ class TrainPanel(GenerationPanel):
         self.pages.setCurrentWidget(self.result_page)
         final = result.get("final_loss")
         loss = f", final loss {float(final):.4f}" if isinstance(final, (int, float)) else ""
-        self.run_status.setText(f"Trained {result.get('name') or 'the model'} in {format_seconds(job.seconds)}{loss}.")
+        seconds = float(result.get("duration_s") or job.seconds)
+        self.run_status.setText(f"Trained {result.get('name') or 'the model'} in {format_seconds(seconds)}{loss}.")
         set_text(self.run_line, f"Done · {result.get('steps', job.step)} steps{loss}")
         self.models_changed.emit()
 

@@ -139,6 +139,7 @@ class DataSummaryView(QWidget):
         layout.addWidget(self.skew)
         layout.addWidget(self.bias_note)
         layout.addWidget(self.details, 1)
+        self.details.setHtml(_EMPTY)
         self._show_words(False)
 
     def _show_words(self, shown: bool) -> None:
@@ -151,7 +152,7 @@ class DataSummaryView(QWidget):
         set_text(self.headline, text)
         self.words.set_words([])
         set_text(self.skew, "")
-        self.details.clear()
+        self.details.setHtml(_EMPTY)
         self._show_words(False)
 
     def waiting(self) -> None:
@@ -163,22 +164,32 @@ class DataSummaryView(QWidget):
     def show_summary(self, summary: DataSummary) -> None:
         self.summary = summary
         count = len(summary.files)
-        parts = [f"{count} file{'s' if count != 1 else ''} to learn from", format_bytes(summary.total_bytes)]
+        first = f"<b>{count} file{'s' if count != 1 else ''}</b> to learn from · {format_bytes(summary.total_bytes)}"
+        if count:
+            first += f" · data digest {summary.digest[:12]}…"
+        facts = []
         if summary.duplicates:
             repeated = sum(len(group) - 1 for group in summary.duplicates)
-            parts.append(f"{repeated} exact duplicate{'s' if repeated != 1 else ''} (learned once)")
+            facts.append(f"{repeated} exact duplicate{'s' if repeated != 1 else ''} (learned once)")
         if summary.near_duplicates:
-            parts.append(f"{len(summary.near_duplicates)} group(s) that look alike")
+            groups = len(summary.near_duplicates)
+            facts.append(f"{groups} group{'s' if groups != 1 else ''} of near duplicates")
         if summary.unreadable:
-            parts.append(f"{len(summary.unreadable)} left out")
-        headline = " · ".join(parts)
-        if count:
-            headline += f"\nData digest {summary.digest[:16]}…"
+            facts.append(f"{len(summary.unreadable)} left out (cannot be read)")
+        headline = first + ("<br>" + " · ".join(facts) if facts else "")
         set_text(self.headline, headline)
         self.words.set_words(summary.caption_words)
         set_text(self.skew, skew_warning(summary.caption_words, count))
         self._show_words(bool(summary.caption_words))
         self.details.setHtml(_details_html(summary))
+
+
+_EMPTY = (
+    "<p>Before anything trains, this page shows what the run would learn from: how many files, their size, "
+    "exact and near duplicates, the words that come up most, and the files that cannot be read and why.</p>"
+    "<p>Images: PNG, JPEG or WebP, with a caption each (the gallery prompt, a .txt beside the file, or typed "
+    "here). Texts: .txt and .md. Tunes: MIDI and ABC files, and the melody model's own outputs.</p>"
+)
 
 
 def _name(path: str) -> str:
