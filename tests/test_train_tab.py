@@ -340,11 +340,12 @@ def test_estimate_reports_the_measured_time(window, qtbot, asked, tmp_path):
         JobEvent(
             EventKind.FINISHED,
             job_id,
-            result={"estimate_s": 254.0, "steps": 400, "measured_steps": 3, "device": "CPU (2 threads)"},
+            result={"estimated_s": 254.0, "steps": 400, "seconds_per_step": 0.635, "device": "CPU (2 threads)"},
         )
     )
     text = panel.estimate_label.text()
-    assert "About 4 min 14 s for 400 steps" in text and "first 3" in text and "CPU (2 threads)" in text
+    assert "About 4 min 14 s for 400 steps" in text and "first 3, 0.64 s a step" in text
+    assert "CPU (2 threads)" in text
     assert not panel.busy() and panel.generate_button.isEnabled()
 
 
@@ -519,11 +520,12 @@ def test_gallery_train_on_selected_fills_the_tab(window, qtbot, asked):
     # Favourites and the current search too.
     services.store.annotate(picture.id, favourite=True)
     gallery.train_on("favourites")
-    assert panel.current_medium() == "image" and panel.data_refs() == (f"gallery:{picture.id}",)
+    assert panel.current_medium() == "image" and panel.data_refs() == ("gallery:favourites",)
+    assert "1 image from the gallery favourites" in panel.source_label.text()
     gallery.search.setText("river")
     gallery.train_on("search")
-    assert panel.current_medium() == "text" and len(panel.data_refs()) == 3
-    assert "matching “river”" in panel.source_label.text()
+    assert panel.current_medium() == "text" and panel.data_refs() == ("gallery:search:river",)
+    assert "3 texts from the gallery search matching “river”" in panel.source_label.text()
 
 
 # -- the look --------------------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ SOURCES = (
     ("Gallery search", "search"),
     ("A folder", "folder"),
 )
+# How ``TrainRequest.data`` names gallery items (``studio.runtime.training.gather_sources``).
+GALLERY_ITEM = "gallery:"
+GALLERY_FAVOURITES = "gallery:favourites"
+GALLERY_SEARCH = "gallery:search:"
 # The bases TRAINING.md names as each medium's default (the starters for text and music).
 DEFAULT_BASES = {"text": "studio-starter-text", "music": "studio-starter-melody"}
 FULL_ONLY_REASON = "A full fine-tune trains every weight: rank and alpha are for a LoRA."
@@ -131,6 +135,7 @@ class TrainPanel(GenerationPanel):
         self._folder = ""
         self._gallery_refs: tuple[str, ...] = ()
         self._gallery_note = ""
+        self._gallery_count = 0
         self._summary_job = ""
         self._summary_for: tuple[str, tuple[str, ...]] = ("", ())
         self._estimate_job = ""
@@ -405,21 +410,32 @@ class TrainPanel(GenerationPanel):
         self.update_controls()
 
     def _take_gallery(self, source: str) -> None:
-        """The gallery items of ``source`` (its selection now, the favourites, the current search)
-        of this medium, as ``gallery:<id>`` references."""
+        """The gallery items of ``source`` of this medium: the selection now (``gallery:<id>`` each),
+        the favourites (``gallery:favourites``) or the current search (``gallery:search:<words>``) —
+        the last two as the runtime reads them, so the card says what was chosen."""
+        kind = _medium_row(self.current_medium())[2]
+        if source == "selection":
+            items = self.gallery.selected_items() if self.gallery is not None else []
+            self._set_gallery(source, [item.id for item in items if item.kind == kind])
+        else:
+            self._set_gallery(source, [])
+
+    def _set_gallery(self, source: str, ids: list[str], left_out: int = 0) -> None:
         store = self.services.store
         kind = _medium_row(self.current_medium())[2]
-        ids: list[str] = []
-        if source == "selection" and self.gallery is not None:
-            ids = [item.id for item in self.gallery.selected_items() if item.kind == kind]
-            self._gallery_note = ""
-        elif source == "favourites":
-            ids = store.ids(kind=kind, favourites=True)
+        note = f"({left_out} of another kind left out)" if left_out else ""
+        if source == "favourites":
+            self._gallery_refs = (GALLERY_FAVOURITES,)
+            self._gallery_count = len(store.ids(kind=kind, favourites=True))
         elif source == "search":
             words = self.gallery.search.text().strip() if self.gallery is not None else ""
-            ids = store.ids(kind=kind, search=words) if words else []
-            self._gallery_note = f"matching “{words}”" if words else "(the gallery has no search)"
-        self._gallery_refs = tuple(f"gallery:{item_id}" for item_id in ids)
+            self._gallery_refs = (GALLERY_SEARCH + words,) if words else ()
+            self._gallery_count = len(store.ids(kind=kind, search=words)) if words else 0
+            note = f"matching “{words}” {note}".strip() if words else "(the gallery has no search)"
+        else:
+            self._gallery_refs = tuple(GALLERY_ITEM + item_id for item_id in ids)
+            self._gallery_count = len(ids)
+        self._gallery_note = note
 
     def train_on(self, source: str, item_ids: list[str]) -> None:
         """The gallery's "Train on …": learn from these items (of their most common kind)."""
@@ -431,16 +447,13 @@ class TrainPanel(GenerationPanel):
         medium_kind = kinds.most_common(1)[0][0]
         medium = next((m for _l, m, k, _f, _w in MEDIA if k == medium_kind), "text")
         chosen = [item_id for item_id in item_ids if item_id in items and items[item_id].kind == medium_kind]
-        left_out = len(item_ids) - len(chosen)
-        self.source.setCurrentIndex(self.source.findData(source if source in dict(SOURCES).values() else "selection"))
+        source = source if source in dict(SOURCES).values() and source != "folder" else "selection"
+        self.source.setCurrentIndex(self.source.findData(source))
         self.medium.blockSignals(True)
         self.set_medium(medium)
         self.medium.blockSignals(False)
         self._apply_medium()
-        self._gallery_refs = tuple(f"gallery:{item_id}" for item_id in chosen)
-        self._gallery_note = f"({left_out} of another kind left out)" if left_out else ""
-        if source == "search" and self.gallery is not None:
-            self._gallery_note = f"matching “{self.gallery.search.text().strip()}” {self._gallery_note}".strip()
+        self._set_gallery(source, chosen, left_out=len(item_ids) - len(chosen))
         self._schedule_summary()
         self.update_controls()
         self.pages.setCurrentWidget(self.data_page)
@@ -457,9 +470,10 @@ class TrainPanel(GenerationPanel):
         if source == "folder":
             text = self._folder or "No folder chosen"
         else:
-            count = len(self._gallery_refs)
+            count = self._gallery_count
             label = dict((v, k) for k, v in SOURCES)[source].lower()
-            text = f"{count} {words} from the {label}" if count else f"No {words} in the {label}"
+            what = words[:-1] if count == 1 else words
+            text = f"{count} {what} from the {label}" if count else f"No {words} in the {label}"
             if self._gallery_note:
                 text += f" {self._gallery_note}"
         set_text(self.source_label, text)
@@ -763,15 +777,17 @@ class TrainPanel(GenerationPanel):
         """What the finished estimate says: the time for the whole run, measured on the first steps;
         on a CPU with a real Stable Diffusion base, that it needs a GPU."""
         result = job.result if isinstance(job.result, dict) else {}
-        seconds = result.get("estimate_s", result.get("eta_s", job.info.get("estimate_eta_s")))
-        steps = result.get("steps") or self._estimate_total or job.total
-        measured = result.get("measured_steps") or job.step
+        seconds = result.get("estimated_s", job.info.get("estimate_eta_s"))
+        steps = int(result.get("steps") or self._estimate_total or job.total)
+        measured = job.step
+        per_step = result.get("seconds_per_step")
         device = str(result.get("device") or (self.services.worker.device_info or {}).get("name", ""))
         if not isinstance(seconds, (int, float)):
             return "The first steps ran, but no time came back to estimate from."
         text = f"About {format_seconds(float(seconds))} for {steps:,} steps"
         if measured:
-            text += f" (measured on the first {measured})"
+            text += f" (measured on the first {measured}"
+            text += f", {float(per_step):.2g} s a step)" if isinstance(per_step, (int, float)) else ")"
         if device:
             text += f" on {device}"
         text += "."
