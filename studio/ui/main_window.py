@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.gallery_panel.vary_requested.connect(self.vary_item)
         self.gallery_panel.input_requested.connect(self.use_as_input)
         self.gallery_panel.train_requested.connect(self.train_on)
-        self.train_panel.models_changed.connect(self.refresh_models)
+        self.train_panel.models_changed.connect(self._trained)
         self.train_panel.use_requested.connect(self.use_trained)
 
         self.device_label = QLabel("Device: not loaded yet")
@@ -369,6 +369,13 @@ class MainWindow(QMainWindow):
         """The gallery's "Train on …": the Train tab, filled with those items."""
         self.train_panel.train_on(source, item_ids)
         self.tabs.setCurrentWidget(self.train_panel)
+
+    def _trained(self) -> None:
+        """A run installed a model: every picker lists it; the Train tab is marked if out of sight."""
+        self.refresh_models()
+        if self.tabs.currentWidget() is not self.train_panel:
+            self.tabs.setTabText(self.tabs.indexOf(self.train_panel), "Train ●")
+            self.statusBar().showMessage("Training finished: the new model is in the library", 8000)
 
     def use_trained(self, trained: dict[str, Any]) -> None:
         """ "Use it" after a run: the medium's tab with the new model (or LoRA) selected."""
