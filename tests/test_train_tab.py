@@ -132,7 +132,7 @@ def test_the_summary_shows_counts_duplicates_words_and_unreadable_files(window, 
     assert "<b>5 files</b> to learn from" in headline and "6.0 kB" in headline
     assert "1 exact duplicate" in headline and "1 left out" in headline and "data digest" in headline
     assert view.words.words[:2] == [("river", 40), ("night", 9)]
-    assert "“river” is far more frequent" in view.skew.text() and view.skew.isVisibleTo(panel)
+    assert "Skewed:</b> “river” is far more frequent" in view.skew.text() and view.skew.isVisibleTo(panel)
     details = view.details.toPlainText()
     assert "cover.png: a PNG in a text set" in details
     assert "tune-0.abc, copy-of-tune-0.abc" in details and "tune-1.abc, tune-2.abc" in details

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImageReader, QPalette, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QVBoxLayout, QWidget
 
 from studio.core.training import DataSummary, TrainingFile
 
 _PATH_ROLE = Qt.ItemDataRole.UserRole
+PICTURE = 150  # the side of the selected picture above its caption
 _SOURCES = {
     "editor": "typed here",
     "gallery": "the gallery prompt",
@@ -39,6 +40,10 @@ class CaptionEditor(QWidget):
         self.list.setAccessibleName("training files")
         self.list.setToolTip("The files the run learns from; those that cannot be read are greyed, with why")
         self.list.currentItemChanged.connect(self._selected)
+        self.picture = QLabel()
+        self.picture.setAccessibleName("selected picture")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setFixedHeight(PICTURE + 8)
         self.caption_label = QLabel("Caption")
         self.caption = QPlainTextEdit()
         self.caption.setAccessibleName("caption")
@@ -51,11 +56,13 @@ class CaptionEditor(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.picture)
         layout.addWidget(self.caption_label)
         layout.addWidget(self.caption)
         self.set_captions_shown(False)
 
     def set_captions_shown(self, shown: bool) -> None:
+        self.picture.setVisible(shown)
         self.caption_label.setVisible(shown)
         self.caption.setVisible(shown)
 
@@ -118,8 +125,24 @@ class CaptionEditor(QWidget):
         self.caption.setPlainText(self.edits.get(path, file.caption) if file is not None else "")
         self.caption.blockSignals(False)
         self.caption.setEnabled(file is not None)
+        self._show_picture(path if file is not None and file.medium == "image" else "")
         source = "editor" if path in self.edits else (file.caption_source if file is not None else "")
         self.caption_label.setText(f"Caption (from {_SOURCES.get(source, source)})" if file is not None else "Caption")
+
+    def _show_picture(self, path: str) -> None:
+        """The selected picture, read at its shown size (one small decode, as the gallery's preview)."""
+        if not path or not self.picture.isVisible():
+            self.picture.clear()
+            return
+        reader = QImageReader(path)
+        size = reader.size()
+        if size.isValid() and (size.width() > PICTURE or size.height() > PICTURE):
+            reader.setScaledSize(size.scaled(QSize(PICTURE, PICTURE), Qt.AspectRatioMode.KeepAspectRatio))
+        image = reader.read()
+        if image.isNull():
+            self.picture.setText(f"Cannot show {Path(path).name}")
+        else:
+            self.picture.setPixmap(QPixmap.fromImage(image))
 
     def _caption_changed(self) -> None:
         file = self._files.get(self._current)

@@ -41,8 +41,9 @@ def skew_warning(words: Sequence[tuple[str, int]], files: int) -> str:
     second = words[1][1] if len(words) > 1 else 0
     if count >= 2 * max(second, 1) and count * 2 >= files:
         return (
-            f"“{top}” is far more frequent than any other word ({count} times in {files} files): the model will "
-            "learn it as the norm and add it everywhere. Vary the set if that is not what you want."
+            f"<b>Skewed:</b> “{html.escape(top)}” is far more frequent than any other word ({count} times in "
+            f"{files} files): the model will learn it as the norm and add it everywhere. Vary the set if that is "
+            "not what you want."
         )
     return ""
 
