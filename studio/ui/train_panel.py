@@ -77,6 +77,10 @@ GALLERY_FAVOURITES = "gallery:favourites"
 GALLERY_SEARCH = "gallery:search:"
 # The bases TRAINING.md names as each medium's default (the starters for text and music).
 DEFAULT_BASES = {"text": "studio-starter-text", "music": "studio-starter-melody"}
+_HOW_TO_ADD = {
+    "image": " Add a Stable Diffusion model (a diffusers folder) in Models ▸ Model manager to train a LoRA on it.",
+    "text": " Add a transformers text model in Models ▸ Model manager.",
+}
 FULL_ONLY_REASON = "A full fine-tune trains every weight: rank and alpha are for a LoRA."
 NO_FULL_IMAGE = "Diffusion models are trained as a LoRA here: a full fine-tune needs far more memory and data."
 # A diffusers base this large is a real Stable Diffusion model: on a CPU it needs a GPU to train.
@@ -868,7 +872,9 @@ class TrainPanel(GenerationPanel):
         self.show_button.setEnabled(self._result is not None)
         words = _medium_row(self.current_medium())[4]
         if not has_base:
-            hint = f"No {words[:-1]} model that Studio can train is in the library."
+            hint = f"No {words[:-1]} model that Studio can train is in the library." + _HOW_TO_ADD.get(
+                self.current_medium(), ""
+            )
         elif not has_data:
             hint = "Choose what to learn from: a folder of your own work, or gallery items."
         elif summary is not None and not summary.files:

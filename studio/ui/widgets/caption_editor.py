@@ -16,10 +16,10 @@ _PATH_ROLE = Qt.ItemDataRole.UserRole
 PICTURE = 150  # the side of the selected picture above its caption
 _SOURCES = {
     "editor": "typed here",
-    "gallery": "the gallery prompt",
-    "txt": "the .txt beside the file",
-    "filename": "the file name",
-    "": "none",
+    "gallery": "from the gallery prompt",
+    "txt": "from the .txt beside the file",
+    "filename": "from the file name",
+    "": "none yet",
 }
 
 
@@ -127,7 +127,7 @@ class CaptionEditor(QWidget):
         self.caption.setEnabled(file is not None)
         self._show_picture(path if file is not None and file.medium == "image" else "")
         source = "editor" if path in self.edits else (file.caption_source if file is not None else "")
-        self.caption_label.setText(f"Caption (from {_SOURCES.get(source, source)})" if file is not None else "Caption")
+        self.caption_label.setText(f"Caption · {_SOURCES.get(source, source)}" if file is not None else "Caption")
 
     def _show_picture(self, path: str) -> None:
         """The selected picture, read at its shown size (one small decode, as the gallery's preview)."""
@@ -157,7 +157,7 @@ class CaptionEditor(QWidget):
         if current is not None:
             current.setText(self._label(file))
         source = "editor" if file.path in self.edits else file.caption_source
-        self.caption_label.setText(f"Caption (from {_SOURCES.get(source, source)})")
+        self.caption_label.setText(f"Caption · {_SOURCES.get(source, source)}")
         self.edited.emit()
 
     def captions(self) -> tuple[tuple[str, str], ...]:
