@@ -149,6 +149,7 @@ class TrainPanel(GenerationPanel):
         self._result: dict[str, Any] | None = None
         self._suggested_name = ""
         self._estimate_total = 0
+        self._trained_step = 0  # the last step the running job trained (not read, not saved)
         self._summary_timer = QTimer(self)
         self._summary_timer.setSingleShot(True)
         self._summary_timer.setInterval(300)
@@ -408,6 +409,7 @@ class TrainPanel(GenerationPanel):
     def set_folder(self, folder: str) -> None:
         """Learn from ``folder`` (as if chosen with Folder…)."""
         self._folder = str(folder)
+        self._summary_for = ("", ())  # chosen again: read it again (files may have changed)
         self.source.setCurrentIndex(self.source.findData("folder"))
         self._show_source()
         self._schedule_summary()
@@ -458,6 +460,7 @@ class TrainPanel(GenerationPanel):
         self.medium.blockSignals(False)
         self._apply_medium()
         self._set_gallery(source, chosen, left_out=len(item_ids) - len(chosen))
+        self._summary_for = ("", ())
         self._schedule_summary()
         self.update_controls()
         self.pages.setCurrentWidget(self.data_page)
@@ -640,6 +643,7 @@ class TrainPanel(GenerationPanel):
                 self.curve.clear()
                 self.samples.clear()
             self._checkpoint = ""
+            self._trained_step = 0
             self.pages.setCurrentWidget(self.run_page)
             set_text(self.run_line, "Waiting for the worker…")
         self.progress.waiting("Waiting for the worker…")
@@ -705,6 +709,8 @@ class TrainPanel(GenerationPanel):
         if "loss" in info and event.step:
             self.curve.merge([(event.step, info["loss"])])
         phase = str(info.get("phase", "training"))
+        if phase == "training":
+            self._trained_step = event.step
         parts = [phase.capitalize(), f"step {event.step:,} / {event.total:,}"]
         if info.get("epoch") is not None:
             parts.append(f"epoch {info['epoch']}")
@@ -744,14 +750,16 @@ class TrainPanel(GenerationPanel):
 
     def _stopped(self, job: Job, event: JobEvent) -> None:
         self._checkpoint = str((event.info or {}).get("checkpoint") or "")
-        kept = (
-            " The last checkpoint is kept: Resume continues from it."
-            if self._checkpoint
-            else " No checkpoint was written yet: Train starts it again."
-        )
+        if self._checkpoint:
+            kept = " The last checkpoint is kept: Resume continues from it."
+        elif self._trained_step:
+            kept = " No checkpoint was written yet: Train starts it again."
+        else:
+            kept = ""
         if event.kind is EventKind.CANCELLED:
-            self.run_status.setText(f"Cancelled at step {job.step}.{kept}")
-            set_text(self.run_line, f"Cancelled at step {job.step:,} / {job.total:,}")
+            at = f" at step {self._trained_step}" if self._trained_step else ""
+            self.run_status.setText(f"Cancelled{at}.{kept}")
+            set_text(self.run_line, f"Cancelled at step {self._trained_step:,} / {job.total:,}" if at else "Cancelled")
         else:
             self.report_error(self.run_status, job)
             self.run_status.setText(f"Training stopped: {job.error}{kept}")
