@@ -568,8 +568,68 @@ def test_loss_curve_merges_points_by_step_and_paints_them(qtbot):
 
 
 _HAS_TRAINING_JOB = importlib.util.find_spec("studio.runtime.training") is not None
+_HAS_TEXT_TRAINER = importlib.util.find_spec("studio.engines.training.text_trainer") is not None
+
+_WRITING = (
+    "The river ran under the stone bridge and the heron stood in the reeds until the lamps were lit.\n",
+    "At night the wind came over the field and the water talked to the stones of the weir.\n",
+    "Rain on the roof of the mill, the wheel turning slowly, the miller asleep by the fire.\n",
+)
 
 
-@pytest.mark.skipif(not _HAS_TRAINING_JOB, reason="the training job (studio.runtime.training) is not merged yet")
-def test_a_short_text_fine_tune_end_to_end(qtbot, services, tmp_path):
-    pytest.fail("written once the training job is merged")
+@pytest.mark.skipif(
+    not (_HAS_TRAINING_JOB and _HAS_TEXT_TRAINER), reason="needs the training job and the text trainer (merged later)"
+)
+def test_a_short_text_fine_tune_end_to_end(qtbot, services, tiny_base_lm, tmp_path):
+    """The real worker and text trainer on the tiny Llama: summary, a run with its curve and a
+    sample, cancel, Resume to the end, the card, and Use it in the Text tab."""
+    folder = tmp_path / "writing"
+    folder.mkdir()
+    for number, text in enumerate(_WRITING, start=1):
+        (folder / f"walk-{number}.txt").write_text(text * 8, encoding="utf-8")
+    (folder / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    services.settings.set("model_folders", [str(tiny_base_lm.parent)])
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    show_active(qtbot, window)
+    try:
+        panel = window.train_panel
+        window.tabs.setCurrentWidget(panel)
+        panel.set_folder(str(folder))
+        qtbot.waitUntil(lambda: panel.summary is not None, timeout=60000)
+        summary = panel.summary
+        assert len(summary.files) == 3 and any("cover.png" in path for path, _why in summary.unreadable)
+        assert summary.caption_words and panel.files.list.count() == 4
+        panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(tiny_base_lm)))
+        panel.method.setCurrentIndex(panel.method.findData("full"))
+        panel.name.setText("River test")
+        panel.rights.setText("my own work")
+        panel.steps.setValue(400)
+        panel.sample_every.setValue(2)
+        panel.prompt.setPlainText("The river")
+        panel.seq_len.setValue(64)
+        panel.generate()
+        qtbot.waitUntil(lambda: len(panel.curve.points()) >= 3, timeout=300000)
+        panel.cancel()
+        qtbot.waitUntil(lambda: not panel.busy(), timeout=120000)
+        job = window.jobs.get(panel._run_job)
+        if job.state.value == "cancelled":  # not already at its end
+            assert panel.resume_button.isEnabled(), panel.run_status.text()
+            stopped_at = len(panel.curve.points())
+            panel.resume()
+            qtbot.waitUntil(lambda: not panel.busy(), timeout=600000)
+            assert len(panel.curve.points()) > stopped_at
+        job = window.jobs.get(panel._run_job)
+        assert job.state.value == "finished", job.error
+        steps = [step for step, _loss in panel.curve.points()]
+        assert steps == sorted(set(steps)) and steps[-1] == 400
+        assert panel.samples.cards and panel.samples.cards[0].kind == "text"
+        assert panel.pages.currentWidget() is panel.result_page
+        card = panel.card.toPlainText()
+        assert "River test" in card and summary.digest in card and "my own work" in card
+        panel.use_result()
+        assert window.tabs.currentWidget() is window.text_panel
+        chosen = window.text_panel.model_picker.current_model()
+        assert chosen and "river-test" in chosen
+    finally:
+        window.shutdown()

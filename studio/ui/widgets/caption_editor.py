@@ -87,7 +87,7 @@ class CaptionEditor(QWidget):
                 entry.setFlags(entry.flags() & ~Qt.ItemFlag.ItemIsSelectable)
                 self.list.addItem(entry)
         count = len(self._files)
-        self.title.setText(f"Files · {count}" if count else "Files")
+        _set_text(self.title, f"Files · {count}" if count else "Files")
         self._filling = False
         self._current = ""
         self.caption.blockSignals(True)
@@ -127,7 +127,7 @@ class CaptionEditor(QWidget):
         self.caption.setEnabled(file is not None)
         self._show_picture(path if file is not None and file.medium == "image" else "")
         source = "editor" if path in self.edits else (file.caption_source if file is not None else "")
-        self.caption_label.setText(f"Caption · {_SOURCES.get(source, source)}" if file is not None else "Caption")
+        _set_text(self.caption_label, f"Caption · {_SOURCES.get(source, source)}" if file is not None else "Caption")
 
     def _show_picture(self, path: str) -> None:
         """The selected picture, read at its shown size (one small decode, as the gallery's preview)."""
@@ -155,11 +155,18 @@ class CaptionEditor(QWidget):
             self.edits[file.path] = text
         current = self.list.currentItem()
         if current is not None:
-            current.setText(self._label(file))
+            label = self._label(file)
+            if current.text() != label:
+                current.setText(label)
         source = "editor" if file.path in self.edits else file.caption_source
-        self.caption_label.setText(f"Caption · {_SOURCES.get(source, source)}")
+        _set_text(self.caption_label, f"Caption · {_SOURCES.get(source, source)}")
         self.edited.emit()
 
     def captions(self) -> tuple[tuple[str, str], ...]:
         """The captions typed here, by file path (for ``TrainRequest.captions``)."""
         return tuple(sorted(self.edits.items()))
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    if label.text() != text:
+        label.setText(text)

@@ -141,7 +141,7 @@ class SampleStrip(QWidget):
             self.player.setVisible(True)
             if not self.player.is_playing():
                 self.player.load(audio_path)
-        self.title.setText(f"Samples · {len(self.cards)}")
+        _set_text(self.title, f"Samples · {len(self.cards)}")
         return card
 
     def play(self, path: Path) -> None:
@@ -155,7 +155,7 @@ class SampleStrip(QWidget):
             card.deleteLater()
         self.cards.clear()
         self.empty.setVisible(True)
-        self.title.setText("Samples")
+        _set_text(self.title, "Samples")
         self.player.close_player()  # the files it plays are about to go; it can load again later
         self.player.setVisible(False)
         shutil.rmtree(self._folder, ignore_errors=True)
@@ -166,3 +166,8 @@ class SampleStrip(QWidget):
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    if label.text() != text:
+        label.setText(text)
