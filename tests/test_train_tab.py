@@ -326,6 +326,17 @@ def test_samples_of_one_step_are_never_merged_by_the_bridge():
     assert [e.preview for e in texts] == ["ab"]  # text chunks still join
 
 
+def test_loss_points_survive_a_progress_without_them_in_the_same_frame():
+    points = {"loss": 1.0, "recent": [[29, 1.1], [30, 1.0]]}
+    step_30 = JobEvent(EventKind.PROGRESS, "run", step=30, total=30, info=points)
+    saving = JobEvent(EventKind.PROGRESS, "run", step=30, total=30, info={"phase": "saving"})
+    (merged,) = coalesce([step_30, saving])
+    assert merged.info["phase"] == "saving" and merged.info["recent"] == [[29, 1.1], [30, 1.0]]
+    later = JobEvent(EventKind.PROGRESS, "run", step=31, total=40, info={"recent": [[30, 0.9], [31, 0.8]]})
+    (merged,) = coalesce([step_30, later])
+    assert merged.info["recent"] == [[29, 1.1], [30, 0.9], [31, 0.8]]  # the newer loss of a step wins
+
+
 def test_estimate_reports_the_measured_time(window, qtbot, asked, tmp_path):
     panel = _with_folder(window, qtbot, asked, tmp_path)
     _answer_summary(window, asked, _summary(tmp_path))
@@ -586,7 +597,7 @@ def test_a_short_text_fine_tune_end_to_end(qtbot, services, tiny_base_lm, tmp_pa
     folder = tmp_path / "writing"
     folder.mkdir()
     for number, text in enumerate(_WRITING, start=1):
-        (folder / f"walk-{number}.txt").write_text(text * 8, encoding="utf-8")
+        (folder / f"walk-{number}.txt").write_text(text * 10, encoding="utf-8")
     (folder / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     services.settings.set("model_folders", [str(tiny_base_lm.parent)])
     window = MainWindow(services)
@@ -604,8 +615,8 @@ def test_a_short_text_fine_tune_end_to_end(qtbot, services, tiny_base_lm, tmp_pa
         panel.method.setCurrentIndex(panel.method.findData("full"))
         panel.name.setText("River test")
         panel.rights.setText("my own work")
-        panel.steps.setValue(400)
-        panel.sample_every.setValue(2)
+        panel.steps.setValue(30)
+        panel.sample_every.setValue(15)
         panel.prompt.setPlainText("The river")
         panel.seq_len.setValue(64)
         panel.generate()
@@ -622,7 +633,7 @@ def test_a_short_text_fine_tune_end_to_end(qtbot, services, tiny_base_lm, tmp_pa
         job = window.jobs.get(panel._run_job)
         assert job.state.value == "finished", job.error
         steps = [step for step, _loss in panel.curve.points()]
-        assert steps == sorted(set(steps)) and steps[-1] == 400
+        assert steps == list(range(1, 31))  # every step, merged from the ``recent`` windows
         assert panel.samples.cards and panel.samples.cards[0].kind == "text"
         assert panel.pages.currentWidget() is panel.result_page
         card = panel.card.toPlainText()

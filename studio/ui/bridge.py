@@ -35,8 +35,9 @@ def coalesce(events: Iterable[JobEvent]) -> list[JobEvent]:
     """``events`` with each job's run of progress and preview events merged, in order.
 
     Within a job, the progress and preview events between two of its other events become at most
-    one of each, placed where the last of them was: the latest progress; the latest preview, or for
-    text (string chunks) all the chunks joined. Nothing else is merged, dropped or moved, so each
+    one of each, placed where the last of them was: the latest progress (with the ``recent`` loss
+    points of a training run's progress it replaces); the latest preview, or for text (string
+    chunks) all the chunks joined. Nothing else is merged, dropped or moved, so each
     job's events keep their order and its terminal event stays last.
     """
     out: list[JobEvent | None] = []
@@ -61,9 +62,20 @@ def coalesce(events: Iterable[JobEvent]) -> list[JobEvent]:
                 and isinstance(event.preview, str)
             ):
                 merged = dataclasses.replace(event, preview=earlier.preview + event.preview)
+            elif event.kind is EventKind.PROGRESS and earlier is not None and earlier.info.get("recent"):
+                merged = dataclasses.replace(event, info=_with_recent(earlier.info, event.info))
         job_slots[event.kind] = len(out)
         out.append(merged)
     return [event for event in out if event is not None]
+
+
+def _with_recent(earlier: dict, later: dict) -> dict:
+    """``later``'s info, its ``recent`` (step, loss) points joined with those of the progress it
+    replaces: a training run's last loss points must survive a "checkpoint" or "saving" progress
+    (which carries none) arriving in the same frame."""
+    points = {int(point[0]): point for point in earlier.get("recent") or ()}
+    points.update({int(point[0]): point for point in later.get("recent") or ()})
+    return {**later, "recent": [points[step] for step in sorted(points)]}
 
 
 class WorkerBridge(QObject):

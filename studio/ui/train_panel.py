@@ -525,6 +525,10 @@ class TrainPanel(GenerationPanel):
         return self._summary_job
 
     def _data_summarized(self, event: JobEvent) -> None:
+        if event.job_id == self._run_job and isinstance(event.result, DataSummary):
+            # The run read its data again: this is exactly what it learns from.
+            self.summary_view.show_summary(event.result)
+            return
         if event.job_id != self._summary_job:
             return  # an answer about a set no longer chosen
         if event.error or not isinstance(event.result, DataSummary):
@@ -704,11 +708,12 @@ class TrainPanel(GenerationPanel):
 
     def _show_run_progress(self, event: JobEvent) -> None:
         info = event.info or {}
-        self.curve.set_total(event.total)
+        phase = str(info.get("phase", "training"))
+        if phase != "reading":  # reading counts files, not steps
+            self.curve.set_total(event.total)
         self.curve.merge(info.get("recent") or ())
         if "loss" in info and event.step:
             self.curve.merge([(event.step, info["loss"])])
-        phase = str(info.get("phase", "training"))
         if phase == "training":
             self._trained_step = event.step
         parts = [phase.capitalize(), f"step {event.step:,} / {event.total:,}"]

@@ -51,7 +51,8 @@ class SampleCard(QFrame):
         self.audio_path = audio_path
         step = int(sample.get("step", 0))
         prompt = str(sample.get("prompt", "")).strip()
-        head = QLabel(f"<b>Step {step}</b>" + (f" · {_escape(prompt[:80])}" if prompt else ""))
+        when = "Before training" if step == 0 else f"Step {step}"
+        head = QLabel(f"<b>{when}</b>" + (f" · {_escape(prompt[:80])}" if prompt else ""))
         head.setWordWrap(True)
         head.setAccessibleName("sample step and prompt")
         layout = QVBoxLayout(self)
