@@ -25,8 +25,25 @@ def training_details(folder: Path) -> dict[str, Any] | None:
     can show without reading the card again."""
     file = Path(folder) / TRAINING_FILE
     try:
-        if not file.is_file() or file.stat().st_size > MAX_TRAINING_FILE_BYTES:
-            return None
+        stat = file.stat()
+    except OSError:
+        return None
+    if stat.st_size > MAX_TRAINING_FILE_BYTES:
+        return None
+    key = (str(file), stat.st_size, stat.st_mtime_ns)
+    if key not in _READ:  # every job classifies its model: a card listing a thousand files is read once
+        if len(_READ) > 256:
+            _READ.clear()
+        _READ[key] = _read(file)
+    found = _READ[key]
+    return None if found is None else {**found, "lineage": dict(found["lineage"])}
+
+
+_READ: dict[tuple[str, int, int], dict[str, Any] | None] = {}
+
+
+def _read(file: Path) -> dict[str, Any] | None:
+    try:
         data = json.loads(file.read_text(encoding="utf-8"))
         card = TrainingCard.from_dict(data)
     except (OSError, ValueError, KeyError, TypeError):
@@ -36,8 +53,8 @@ def training_details(folder: Path) -> dict[str, Any] | None:
     if isinstance(stored, dict):
         # Who trained it is the card's own word: the starters' cards say "Studio", the artist's "user".
         lineage["trained_by"] = str(stored.get("trained_by") or lineage["trained_by"])
-    lineage["card"] = str(file)
     return {
+        "card": str(file),
         "name": card.name,
         "medium": card.medium,
         "method": card.method,
