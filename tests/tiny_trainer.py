@@ -4,14 +4,16 @@ and resume — a torch loop whose loss really falls, so a test of the job around
 
 It stands in for ``studio.engines.training.text_trainer`` (built on another branch) by being put in
 ``studio.engines.training.registry`` under "text" (``use_tiny_trainer``). ``TINY_TRAINER_FAIL`` in
-the environment makes it fail on purpose at a step (``oom@3``, ``enospc-checkpoint``, ``crash@2``),
-so a command-line process can be tested against each failure too.
+the environment makes it fail on purpose (``oom@3``, ``crash@2``, ``enospc-checkpoint``,
+``enospc-save``) and ``TINY_TRAINER_STEP_S`` slows each step, so a command-line process can be
+tested against each failure, and stopped midway.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,7 @@ class TinyTextTrainer:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         fail = os.environ.get("TINY_TRAINER_FAIL", "")
+        pause = float(os.environ.get("TINY_TRAINER_STEP_S", "0") or 0)  # a slow run, to stop it midway
         tokenizer = AutoTokenizer.from_pretrained(base.path)
         model: Any = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
         if plan.method == "lora":
@@ -126,6 +129,8 @@ class TinyTextTrainer:
                 raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
             if fail == f"crash@{step}":
                 raise ZeroDivisionError("a bug in the loop")
+            if pause:
+                time.sleep(pause)
             rows = []
             for k in range(plan.batch_size):
                 w = order[(step * plan.batch_size + k) % windows]

@@ -430,6 +430,8 @@ def run_training_job(worker: Worker, job: _Job, request: TrainRequest) -> None:
             progress=lambda i, n: ctx.progress(i, n, phase="reading"),
             cancelled=job.cancel.is_set,
         )
+        # What it learns from, before it learns: the command line prints it, the tab can show it.
+        worker._emit(JobEvent(EventKind.DATA_SUMMARY, job.id, result=summary, info=dict(facts)))
         problem = data_problem(summary, request.data)
         if problem:
             raise InvalidRequest("data", problem)
