@@ -183,3 +183,51 @@ def test_the_starters_digests_are_their_training_sources(tmp_path):
     assert {p.name for p, _ in files} and all(str(Path(music21.__file__).parent) in str(p) for p, _ in files)
     melody = json.loads((REPO / "resources" / "models" / "studio-starter-melody" / TRAINING_FILE).read_text())
     assert data_digest(sha for _, sha in files) == melody["data_digest"]
+
+
+# -- end to end, with the real trainers -------------------------------------------------
+
+
+def test_the_text_starter_fine_tuned_on_your_writing_says_so_in_what_it_writes(tmp_path, services):
+    registry._created.pop("text", None)  # the real text trainer
+    folder = tmp_path / "writing"
+    write_texts(folder)
+    events = run_job(services.worker, TrainRequest(medium="text", data=(str(folder),), name="My Voice", steps=2,
+                                                   seq_len=64, rights="my own words"))  # fmt: skip
+    assert events[-1].kind is EventKind.FINISHED, events[-1].error
+    started = next(e for e in events if e.kind is EventKind.STARTED)
+    assert started.info["base"] == "studio-starter-text" and started.info["method"] == "full"
+    result = events[-1].result
+    assert result["kind"] == "text" and result["model"] == "my-voice" and result["files"] == 5
+    card = json.loads((Path(result["path"]) / TRAINING_FILE).read_text())
+    assert card["base"]["sha256"] and card["base"]["name"] == "studio-starter-text"
+    item = generate(services.worker, TextRequest(prompt="The harbour", model="My Voice", seed=4, max_tokens=8))
+    assert item.record.model["training"]["data_digest"] == result["data_digest"]
+    report = verify_file(item.path, services.store.credentials)
+    assert report.ok and "made with My Voice, trained by you on 5 files" in report.summary
+
+
+def test_the_melody_starter_fine_tuned_on_your_tunes_and_a_gallery_tune(tmp_path, services):
+    import tiny_training_data
+
+    folder = tmp_path / "tunes"
+    tiny_training_data.write_waltzes(folder, count=6)
+    jig = generate(services.worker, MusicRequest(prompt="a jig", model="studio-starter-melody", seed=2, duration=4.0))
+    request = TrainRequest(medium="music", data=(str(folder), f"gallery:{jig.id}"), name="My Waltzes", steps=2,
+                           seq_len=64, rights="my own tunes")  # fmt: skip
+    events = run_job(services.worker, request)
+    assert events[-1].kind is EventKind.FINISHED, events[-1].error
+    summary = next(e.result for e in events if e.kind is EventKind.DATA_SUMMARY)
+    assert len(summary.files) == 7 and any(f.gallery_id == jig.id for f in summary.files)
+    assert next(f for f in summary.files if f.gallery_id == jig.id).caption == "a jig"  # its prompt
+    result = events[-1].result
+    tune = generate(services.worker, MusicRequest(prompt="a waltz", model="My Waltzes", seed=1, duration=2.0))
+    assert tune.record.model["training"]["data_digest"] == result["data_digest"]
+    model = next(i for i in manifest_ingredients(tune.path) if i.get("title") == "My Waltzes")
+    assert model["metadata"][TRAINING_INGREDIENT]["data_digest"] == result["data_digest"]
+    assert model["metadata"][TRAINING_INGREDIENT]["rights"] == "my own tunes"
+    report = verify_file(tune.path, services.store.credentials)
+    assert report.ok, report.problems
+    assert f"a music made with My Waltzes, trained by you on 7 files (digest {result['data_digest'][:12]}…)" in (
+        report.summary
+    )
