@@ -192,6 +192,7 @@ def _follow(
 
     previous = signal.signal(signal.SIGINT, on_interrupt) if _main_thread() else None
     said = False
+    sampled: Any = None
     try:
         while True:
             if stopping.is_set() and not said:
@@ -210,10 +211,10 @@ def _follow(
             elif event.kind is EventKind.PROGRESS and not stopping.is_set():
                 progress.update(event.step, event.total, event.info)
             elif event.kind is EventKind.PREVIEW and isinstance(event.preview, dict) and show_summary:
-                data = event.preview.get("data")
-                if isinstance(data, str):
-                    progress.finish()
-                    print(f"sample at step {event.preview.get('step')}: {data[:200]!r}", file=sys.stderr)
+                data, step = event.preview.get("data"), event.preview.get("step")
+                if isinstance(data, str) and step != sampled:  # one sample a step: the first prompt's
+                    sampled = step
+                    progress.say(f"sample at step {step}: {' '.join(data.split())[:160]}")
             elif event.is_terminal:
                 return event
     finally:
@@ -295,6 +296,14 @@ class TrainingProgress:
             self._last_line = time.monotonic()
             parts = [f"{phase} {step}/{total}", fields["loss"], fields["left"]]
             self._stream.write("  ".join(p for p in parts if p) + "\n")
+            self._stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line above the bar (or on its own without one)."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        else:
+            self._stream.write(text + "\n")
             self._stream.flush()
 
     def finish(self) -> None:
