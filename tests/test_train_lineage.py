@@ -231,3 +231,15 @@ def test_the_melody_starter_fine_tuned_on_your_tunes_and_a_gallery_tune(tmp_path
     assert f"a music made with My Waltzes, trained by you on 7 files (digest {result['data_digest'][:12]}…)" in (
         report.summary
     )
+
+
+def test_the_gallery_verify_says_what_the_model_learned_from(window):
+    services, gallery = window.services, window.gallery_panel
+    item = generate(services.worker, MusicRequest(prompt="a reel", model="studio-starter-melody", seed=5, duration=2.0))
+    digest = item.record.model["training"]["data_digest"]
+    gallery.refresh()
+    gallery.select_item(item.id)
+    said = gallery.verify_current()
+    assert said.startswith("Unchanged since it was saved")
+    assert f"Made with studio-starter-melody, trained by Studio on 1098 files (digest {digest[:12]}…)." in said
+    assert said in gallery.status.text()

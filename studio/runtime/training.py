@@ -441,8 +441,8 @@ def run_training_job(worker: Worker, job: _Job, request: TrainRequest) -> None:
         device = worker._device_choice()
         plan = trainer.plan(base, request, summary, device)
         ctx.raise_if_cancelled()
+        prepared = True  # from here on a failure cleans up what this run made (a full disk may stop _prepare)
         _prepare(run, request, summary, base_facts)
-        prepared = True
         # Training needs the memory the loaded models hold: the next generation loads its model again.
         worker.cache.clear()
         _free_memory()
