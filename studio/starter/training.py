@@ -2,14 +2,15 @@
 
 Both are ``LlamaForCausalLM`` trained on one stream of token ids cut into fixed-length windows:
 the same seed, data and thread count give the same loss curve. Runs on the CPU in minutes; the
-result is saved with ``save_pretrained`` (safetensors) like any model a user would add.
+result is saved with ``save_pretrained`` (safetensors) like any model a user would add. Its pieces
+(the model, the windows, the schedule) are the app's own training loop's
+(``studio.engines.training.causal_lm``), which the Train tab runs on the artist's data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,19 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.engines.training.causal_lm import learning_rate_at, llama_shape, make_llama, window_batch
+
 log = logging.getLogger(__name__)
 
-
-def llama_shape(hidden: int, intermediate: int, layers: int, positions: int, heads: int = 4) -> dict:
-    """The ``LlamaConfig`` arguments of a small starter model."""
-    return {
-        "hidden_size": hidden,
-        "intermediate_size": intermediate,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": heads,
-        "max_position_embeddings": positions,
-    }
+__all__ = ["TrainingPlan", "TrainingReport", "evaluate", "llama_shape", "make_model", "save_report", "train"]
 
 
 @dataclass
@@ -70,22 +63,7 @@ class TrainingReport:
 
 
 def make_model(vocab_size: int, plan: TrainingPlan, special: dict[str, int]):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        bos_token_id=special["bos"],
-        eos_token_id=special["eos"],
-        pad_token_id=special["pad"],
-        tie_word_embeddings=True,
-        **plan.model,
-    )
-    torch.manual_seed(plan.seed)
-    return LlamaForCausalLM(config)
-
-
-def _windows(stream: np.ndarray, starts: np.ndarray, seq_len: int) -> torch.Tensor:
-    return torch.from_numpy(np.stack([stream[s : s + seq_len] for s in starts]).astype(np.int64))
+    return make_llama(vocab_size, plan.model, special, plan.seed)
 
 
 @torch.no_grad()
@@ -97,7 +75,7 @@ def evaluate(model, stream: np.ndarray, plan: TrainingPlan) -> float:
     starts = np.linspace(0, max(last, 0), count).astype(np.int64)
     losses = []
     for chunk in np.array_split(starts, plan.eval_batches):
-        batch = _windows(stream, chunk, plan.seq_len)
+        batch = window_batch(stream, chunk, plan.seq_len)
         losses.append(float(model(input_ids=batch, labels=batch).loss))
     model.train()
     return float(np.mean(losses))
@@ -127,14 +105,11 @@ def train(
             per_step = (time.monotonic() - started) / 20
             planned_steps = min(plan.max_steps, int(plan.max_minutes * 60 / per_step))
             log.info("%.2f s a step: %d steps fit %.0f minutes", per_step, planned_steps, plan.max_minutes)
-        lr = plan.learning_rate * min(1.0, (step + 1) / plan.warmup_steps)
-        if step >= plan.warmup_steps and planned_steps > plan.warmup_steps:
-            progress = (step - plan.warmup_steps) / (planned_steps - plan.warmup_steps)
-            lr = plan.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+        lr = learning_rate_at(step, plan.learning_rate, plan.warmup_steps, planned_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         starts = generator.integers(0, len(train_stream) - plan.seq_len - 1, plan.batch_size)
-        batch = _windows(train_stream, starts, plan.seq_len)
+        batch = window_batch(train_stream, starts, plan.seq_len)
         loss = model(input_ids=batch, labels=batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

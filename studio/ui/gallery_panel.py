@@ -593,6 +593,8 @@ class GalleryPanel(QWidget):
             text = f"Unchanged since it was saved. Content credentials: {credentials}."
         else:
             text = " ".join(report.problems)
+        if report.lineage:  # what its trained model or adapter learned from, as `studio verify` says it
+            text += f" Made with {' and '.join(report.lineage)}."
         self._say(f"Verify {item.path.name}: {text}")
         return text
 
