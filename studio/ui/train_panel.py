@@ -289,9 +289,11 @@ class TrainPanel(GenerationPanel):
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(what_box)
         left_layout.addWidget(how_box)
-        left_layout.addWidget(self.estimate_label)
         left_layout.addStretch(1)
         column = self.controls_column(left, buttons)
+        # The estimate stays in sight under the progress, not at the end of the settings.
+        self.footer.insertWidget(self.footer.indexOf(self.progress) + 1, self.estimate_label)
+        self.estimate_label.setVisible(False)
 
         # The data, the run and the result, each a page.
         self.summary_view = DataSummaryView()
@@ -597,6 +599,9 @@ class TrainPanel(GenerationPanel):
         self.name.setText(self._suggested_name)
 
     def _settings_changed(self, *_args: object) -> None:
+        estimating = self.jobs.get(self._estimate_job) if self._estimate_job else None
+        if estimating is None or estimating.done:
+            self._say_estimate("")  # it spoke of other settings
         self.action_taken()
         self.update_controls()
 
@@ -639,7 +644,7 @@ class TrainPanel(GenerationPanel):
         job = self.jobs.submit_training(self.kind, request)
         if request.estimate_only:
             self._estimate_job = job.id
-            set_text(self.estimate_label, "Estimating: timing the first steps…")
+            self._say_estimate("Estimating: timing the first steps…")
         else:
             self._run_job = job.id
             self._last_run = request
@@ -782,13 +787,17 @@ class TrainPanel(GenerationPanel):
             if info.get("eta_s") is not None:
                 job.info["estimate_eta_s"] = info["eta_s"]
         elif event.kind is EventKind.FINISHED:
-            set_text(self.estimate_label, self.estimate_text(job))
+            self._say_estimate(self.estimate_text(job))
         elif event.kind is EventKind.ERROR:
             self.report_error(self.run_status, job)
             self.run_status.setText(f"Could not estimate: {job.error}")
-            set_text(self.estimate_label, "")
+            self._say_estimate("")
         elif event.kind is EventKind.CANCELLED:
-            set_text(self.estimate_label, "Estimate cancelled.")
+            self._say_estimate("Estimate cancelled.")
+
+    def _say_estimate(self, text: str) -> None:
+        set_text(self.estimate_label, text)
+        self.estimate_label.setVisible(bool(text))
 
     def estimate_text(self, job: Job) -> str:
         """What the finished estimate says: the time for the whole run, measured on the first steps;

@@ -40,6 +40,8 @@ class CaptionEditor(QWidget):
         self.list.setAccessibleName("training files")
         self.list.setToolTip("The files the run learns from; those that cannot be read are greyed, with why")
         self.list.currentItemChanged.connect(self._selected)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.picture = QLabel()
         self.picture.setAccessibleName("selected picture")
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
