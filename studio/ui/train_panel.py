@@ -282,8 +282,15 @@ class TrainPanel(GenerationPanel):
         self.resume_button = button(
             "Resume", "resume", "Continue the stopped run from its last checkpoint", self.resume
         )
+        self.start_over_button = button(
+            "Start over",
+            "start over",
+            "Delete the stopped run's checkpoint, so Train starts this name from the beginning",
+            self.start_over,
+        )
         buttons.insertWidget(1, self.estimate_button)
         buttons.insertWidget(3, self.resume_button)
+        buttons.insertWidget(4, self.start_over_button)
         self.progress.idle()
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -681,10 +688,47 @@ class TrainPanel(GenerationPanel):
         self.submit_request(request)
 
     def resume(self) -> None:
-        """Continue the stopped run from its checkpoint (the same name and data)."""
-        if self._last_run is None or not self.resume_button.isEnabled():
+        """Continue the stopped run from its checkpoint: this session's run as it was asked, or (a run
+        stopped in an earlier session) the one the controls describe, by its name."""
+        if not self.resume_button.isEnabled():
             return
-        self.submit_request(dataclasses.replace(self._last_run, resume=True, estimate_only=False))
+        last = self._last_run
+        if last is None or last.name != self.name.text().strip():
+            try:
+                last = self.build_request()
+            except InvalidRequest as exc:
+                self.run_status.setText(str(exc))
+                return
+        self.submit_request(dataclasses.replace(last, resume=True, estimate_only=False))
+
+    def pending_checkpoint(self) -> Path | None:
+        """The checkpoint a stopped run of the name in the Name field left (in any session), or None."""
+        from studio.runtime.training import pending_checkpoint
+
+        data_dir = getattr(self.services.worker, "data_dir", None)
+        name = self.name.text().strip()
+        if data_dir is None or not name:
+            return None
+        try:
+            return pending_checkpoint(Path(data_dir), name)
+        except (OSError, ValueError):
+            return None
+
+    def start_over(self) -> None:
+        """Discard the stopped run's checkpoint (the next Train of this name starts from step 0)."""
+        from studio.runtime.training import discard_checkpoint
+
+        data_dir = getattr(self.services.worker, "data_dir", None)
+        if data_dir is None or self.busy():
+            return
+        try:
+            discard_checkpoint(Path(data_dir), self.name.text().strip())
+        except OSError as exc:
+            self.run_status.setText(f"Could not delete the checkpoint: {exc}")
+            return
+        self._checkpoint = ""
+        self.show_status(f"The checkpoint of {self.name.text().strip()} is gone: Train starts it from the beginning.")
+        self.update_controls()
 
     # -- the run's events --------------------------------------------------------------------------
 
@@ -867,29 +911,36 @@ class TrainPanel(GenerationPanel):
     # -- the buttons -------------------------------------------------------------------------------
 
     def resumable(self) -> bool:
+        """A stopped run of this name left a checkpoint: this session's, or one found on disk."""
         last = self.jobs.get(self._run_job) if self._run_job else None
-        return (
+        if (
             last is not None
             and last.state in (JobState.CANCELLED, JobState.FAILED)
             and bool(self._checkpoint)
             and self._last_run is not None
-        )
+            and self._last_run.name == self.name.text().strip()
+        ):
+            return True
+        return self.pending_checkpoint() is not None
 
     def update_controls(self) -> None:
         if not hasattr(self, "estimate_button"):
             return  # still being built
         busy = self.busy()
+        resumable = not busy and self.resumable()
         has_data = bool(self.data_refs())
         has_base = bool(self.model_picker.current_model())
         summary = self.summary
         readable = summary is None or bool(summary.files)
         named = bool(self.name.text().strip())
         ready = has_data and has_base and readable and named and not busy
-        self.generate_button.setEnabled(ready)
+        # A name with a stopped run's checkpoint continues (Resume) or starts over; Train would be refused.
+        self.generate_button.setEnabled(ready and not resumable)
         self.estimate_button.setEnabled(ready)
         self.cancel_button.setEnabled(busy)
-        self.resume_button.setEnabled(self.resumable() and not busy)
-        self.resume_button.setVisible(self.resumable() or (busy and bool(self._last_run and self._last_run.resume)))
+        self.resume_button.setEnabled(resumable)
+        self.resume_button.setVisible(resumable or (busy and bool(self._last_run and self._last_run.resume)))
+        self.start_over_button.setVisible(resumable)
         self.use_button.setEnabled(self._result is not None)
         self.show_button.setEnabled(self._result is not None)
         words = _medium_row(self.current_medium())[4]
@@ -901,6 +952,11 @@ class TrainPanel(GenerationPanel):
             hint = "Choose what to learn from: a folder of your own work, or gallery items."
         elif summary is not None and not summary.files:
             hint = f"None of these files can be learned from as {words}: see the Data page for why."
+        elif resumable:
+            hint = (
+                f"A run named {self.name.text().strip()!r} stopped at a checkpoint: Resume continues it, "
+                "Start over deletes it."
+            )
         elif needs_gpu(self.base_spec(), self.services.worker.device_info):
             hint = "Training a LoRA on this model needs a GPU; Estimate says how long it would take on this CPU."
         elif busy:

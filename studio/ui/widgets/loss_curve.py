@@ -17,6 +17,8 @@ from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette,
 from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 SMOOTHING = 0.8  # the weight of the past in the smoothed line (TensorBoard's slider, debiased)
+# ... reached at this many points: a short run's line follows its points instead of lagging behind.
+_FULL_SMOOTHING_AT = 100
 _MAX_DRAWN = 1500  # raw points drawn at most; more are thinned (every n-th, the best always kept)
 _MARGIN_LEFT, _MARGIN_BOTTOM, _MARGIN_TOP, _MARGIN_RIGHT = 54, 34, 14, 14
 
@@ -128,7 +130,8 @@ class LossCurve(QWidget):
             ordered = sorted(self._points.items())
             steps = [s for s, _ in ordered]
             raw = [v for _, v in ordered]
-            self._cache = (steps, raw, smooth(raw))
+            weight = SMOOTHING * min(1.0, len(raw) / _FULL_SMOOTHING_AT)
+            self._cache = (steps, raw, smooth(raw, weight))
         return self._cache
 
     # -- painting ------------------------------------------------------------------------
@@ -218,10 +221,10 @@ class LossCurve(QWidget):
         # Raw points, thinned when there are more than the plot can show apart.
         stride = max(1, math.ceil(len(steps) / _MAX_DRAWN))
         dots = QColor(accent)
-        dots.setAlpha(90)
+        dots.setAlpha(200 if len(steps) < 60 else 120)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(dots)
-        radius = 2.2 if len(steps) < 400 else 1.4
+        radius = 3.0 if len(steps) < 60 else 2.2 if len(steps) < 400 else 1.4
         for index in range(0, len(steps), stride):
             painter.drawEllipse(at(steps[index], raw[index]), radius, radius)
         # The smoothed line.
