@@ -379,7 +379,7 @@ def test_estimate_reports_the_measured_time(window, qtbot, asked, tmp_path):
     )
     text = panel.estimate_label.text()
     assert panel.estimate_label.isVisible() and panel.footer.indexOf(panel.estimate_label) >= 0  # in sight
-    assert "About 4 min 14 s for 400 steps" in text and "first 3, 0.64 s a step" in text
+    assert "About 4 min 14 s for 400 steps" in text and "first 3, 0.64 s a step" in text and "samples" in text
     assert "CPU (2 threads)" in text
     assert not panel.busy() and panel.generate_button.isEnabled()
 

@@ -860,7 +860,7 @@ class TrainPanel(GenerationPanel):
             text += f", {float(per_step):.2g} s a step)" if isinstance(per_step, (int, float)) else ")"
         if device:
             text += f" on {device}"
-        text += "."
+        text += ", plus the samples."
         if needs_gpu(self.base_spec(), self.services.worker.device_info):
             text = (
                 f"This needs a GPU: {text[0].lower()}{text[1:]} "
