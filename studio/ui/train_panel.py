@@ -519,7 +519,7 @@ class TrainPanel(GenerationPanel):
             request = TrainRequest(
                 medium=self.current_medium(),
                 data=refs,
-                name=self.name.text().strip() or "summary",
+                name="summary",  # the summary does not depend on the name (a half-typed one may be invalid)
                 rights=self.rights.text().strip(),
                 captions=self.files.captions() if self.current_medium() == "image" else (),
             )
