@@ -112,6 +112,53 @@ def generate_everything(app: Any, window: Any) -> None:
         _settle(app, 0.5)
 
 
+TRAINING_TEXTS = (
+    "The river ran under the stone bridge, and the heron stood in the reeds until the lamps were lit.",
+    "At night the wind came over the field and the water talked to the stones of the weir.",
+    "Rain on the roof of the mill; the wheel turning slowly, the miller asleep by the fire.",
+)
+
+
+def train_a_little(app: Any, window: Any, folder: Path) -> None:
+    """A few steps of the text starter on three short texts, so the Train tab shows a curve,
+    samples and a finished model (skipped when this Studio has no training job)."""
+    panel = getattr(window, "train_panel", None)
+    if panel is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, text in enumerate(TRAINING_TEXTS, start=1):
+        (folder / f"walk-{number}.txt").write_text((text + "\n") * 12, encoding="utf-8")
+    window.tabs.setCurrentWidget(panel)
+    panel.set_folder(str(folder))
+    _wait(app, lambda: panel.summary is not None, 60)
+    if panel.summary is None or not panel.summary.files:
+        return
+    panel.name.setText("River walks")
+    panel.rights.setText("my own work")
+    panel.steps.setValue(24)
+    panel.sample_every.setValue(12)
+    panel.prompt.setPlainText("The river")
+    panel.generate()
+    _wait(app, lambda: not panel.busy(), 600)
+    _settle(app, 0.5)
+
+
+def shoot_train(shooter: Shooter, fresh: bool) -> None:
+    """The Train tab: empty; after a run its data, curve and samples, and the new model's card."""
+    window = shooter.window
+    panel = getattr(window, "train_panel", None)
+    if panel is None:
+        return
+    window.tabs.setCurrentWidget(panel)
+    if fresh:
+        shooter.window_state("train-empty")
+        return
+    pages = ((panel.data_page, "train-data"), (panel.run_page, "train-run"), (panel.result_page, "train-done"))
+    for page, state in pages:
+        panel.pages.setCurrentWidget(page)
+        shooter.window_state(state)
+
+
 def shoot_states(shooter: Shooter, fresh: bool) -> None:
     """Every tab, dialog and state at the window's current theme and size."""
     app, window = shooter.app, shooter.window
@@ -120,10 +167,12 @@ def shoot_states(shooter: Shooter, fresh: bool) -> None:
         for kind, panel in window.panels.items():
             tabs.setCurrentWidget(panel)
             shooter.window_state(f"{kind}-empty")
+        shoot_train(shooter, fresh)
         return
     for kind, panel in window.panels.items():
         tabs.setCurrentWidget(panel)
         shooter.window_state(f"{kind}-done")
+    shoot_train(shooter, fresh)
     text = window.text_panel
     tabs.setCurrentWidget(text)
     text.more_toggle.setChecked(True)
@@ -235,6 +284,7 @@ def _run(out: Path, sizes: list[tuple[int, ...]], themes: list[str], readme: boo
             if not fresh:
                 window.resize(*sizes[0])
                 generate_everything(app, window)
+                train_a_little(app, window, Path(tmp) / "my-writing")
             for theme in themes:
                 apply_theme(app, theme)
                 for width, height in sizes:

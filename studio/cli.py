@@ -1,4 +1,4 @@
-"""The headless command line: ``studio gen``, ``gallery``, ``models`` and ``verify``.
+"""The headless command line: ``studio gen``, ``gallery``, ``models``, ``train`` and ``verify``.
 
 It drives the same worker and gallery as the window. With ``--json`` stdout carries only
 JSON, one object per line; errors are one readable line on stderr and a non-zero exit.
@@ -27,6 +27,7 @@ from studio.cli_chat import (
 )
 from studio.cli_edits import add_image_edit_options, add_upscale_command, edit_fields, run_upscale
 from studio.cli_music import add_song_options, song_fields
+from studio.cli_train import add_train_command, run_train
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import EventKind, JobEvent
 from studio.core.paths import StudioPaths
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.add_argument("--keep", action="store_true", help="save the new output as an item whose parent is it")
     add_upscale_command(commands, sub)
     add_chat_commands(commands, sub)
+    add_train_command(commands, sub)
     _add_sweep_command(commands, {"text": text, "image": image, "music": music})
     _add_batch_command(commands, sub)
     return parser
@@ -244,6 +246,8 @@ def run_command(args: argparse.Namespace) -> int:
             return _regenerate(args, services)
         if args.command == "upscale":
             return run_upscale(args, services)
+        if args.command == "train":
+            return run_train(args, services)
         if args.command == "sweep":
             return _sweep(args, services)
         if args.command == "batch":

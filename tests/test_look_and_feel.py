@@ -58,7 +58,8 @@ def test_invalid_value_keeps_the_dialog_open(window, monkeypatch):
 
 
 def test_tab_and_search_shortcuts(window, qtbot):
-    for number, panel in enumerate((window.text_panel, window.image_panel, window.music_panel, window.gallery_panel)):
+    panels = (window.text_panel, window.image_panel, window.music_panel, window.train_panel, window.gallery_panel)
+    for number, panel in enumerate(panels):
         qtbot.keyClick(window, Qt.Key(Qt.Key.Key_1 + number), Qt.KeyboardModifier.ControlModifier)
         assert window.tabs.currentWidget() is panel
     window.tabs.setCurrentWidget(window.text_panel)

@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt
 
 
 def test_window_has_the_tabs_menus_and_status_bar(window):
-    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Text", "Image", "Music", "Gallery"]
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert tabs == ["Text", "Image", "Music", "Train", "Gallery"]
     menus = [action.text() for action in window.menuBar().actions()]
     assert menus == ["&File", "&View", "&Models", "&Help"]
     assert "0.1.0" in window.about_text()

@@ -8,6 +8,8 @@ item, so its request is not one of ``studio.core.requests.REQUEST_TYPES``.
 Events of a training job (``JobEvent``):
 
 - ``started``: ``info`` = ``{"kind": "train", "medium", "name", "base", "method"}``;
+- ``data_summary``: ``result`` = the run's ``DataSummary``, once its files are read and hashed (before
+  the data checks: a run refused for too little data still shows what it found);
 - ``progress``: ``step``/``total`` and ``info`` = ``{"phase", "loss", "learning_rate", "elapsed_s",
   "eta_s", "epoch", "recent"}`` — ``phase`` is one of ``PHASES``; ``loss`` is the mean over the
   step's batch; ``recent`` the last ``RECENT_POINTS`` (step, loss) pairs, because the window's
@@ -46,9 +48,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 class TrainRequest:
     """One training run, as the Train tab or ``studio train`` asks for it.
 
-    ``data``: folders, files or gallery item ids (``gallery:<id>``), in any mix. ``captions``: the
-    caption editor's text by file path, winning over the gallery prompt and a ``.txt`` beside the
-    file. ``base``: a model reference as ``--model`` takes it ("" = the default base of the medium:
+    ``data``: folders, files or gallery item ids (``gallery:<id>``), in any mix; also
+    ``gallery:favourites`` (the favourites of the run's medium) and ``gallery:search:<words>`` (the
+    items of the run's medium a gallery search for ``<words>`` finds). Folders are read recursively,
+    hidden files skipped; a gallery melody's MIDI file is read when its audio is not. ``captions``: the
+    caption editor's text by file path (or by ``gallery:<id>``), winning over the gallery prompt and a
+    ``.txt`` beside the file. The least a run takes (``studio.runtime.training.MINIMUM``): 4 images,
+    2,000 characters of text, 200 notes of tunes.
+
+    ``base``: a model reference as ``--model`` takes it ("" = the default base of the medium:
     the current model of that kind; the starter for text and music). ``method``: "" = the base's
     default (``lora`` for diffusers and transformers models, ``full`` for the small starters).
     Zero in ``steps``, ``learning_rate``, ``resolution``, ``seq_len`` and ``alpha`` means "the

@@ -59,6 +59,9 @@ class CredentialReport:
     actions: list[str] = field(default_factory=list)  # c2pa.created, c2pa.opened, c2pa.transcoded …
     parents: list[str] = field(default_factory=list)  # titles of the parentOf ingredients
     ai_training: str = "not_stated"  # from the training-and-data-mining assertion
+    # The models and adapters that went in (inputTo ingredients): title, hash and, for one trained
+    # in Studio, what it learned from (``training``: its lineage).
+    inputs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +72,26 @@ class CredentialReport:
             "actions": list(self.actions),
             "parents": list(self.parents),
             "ai_training": self.ai_training,
+            "inputs": [dict(entry) for entry in self.inputs],
         }
+
+
+# The ingredient metadata key under which a trained model's or adapter's lineage travels.
+TRAINING_INGREDIENT = "org.studio.training"
+
+
+def training_ingredient(lineage: Any) -> dict[str, Any]:
+    """The fields that make a model's or adapter's ingredient say what it learned from: a sentence and,
+    as ingredient metadata, its lineage (who trained it, on how many files, the data digest)."""
+    if not isinstance(lineage, dict) or not lineage.get("data_digest"):
+        return {}
+    files = int(lineage.get("files") or 0)
+    who = "you" if lineage.get("trained_by", "user") == "user" else str(lineage.get("trained_by"))
+    described = (
+        f"trained by {who} on {files} file{'s' if files != 1 else ''}, data digest sha256:{lineage['data_digest']}"
+    )
+    carried = {k: v for k, v in lineage.items() if k != "card"}  # a local path stays on this machine
+    return {"description": described, "metadata": {TRAINING_INGREDIENT: carried}}
 
 
 class ContentCredentials:
@@ -247,6 +269,7 @@ class ContentCredentials:
                 }
                 if model.get("sha256"):
                     ingredient["instance_id"] = f"sha256:{model['sha256']}"
+                ingredient.update(training_ingredient(model.get("training")))
                 builder.add_ingredient(json.dumps(ingredient), "application/octet-stream", io.BytesIO(b""))
                 for adapter in model.get("adapters") or []:  # each LoRA / embedding, named with its hash
                     if isinstance(adapter, dict) and adapter.get("sha256"):
@@ -255,6 +278,7 @@ class ContentCredentials:
                             "relationship": "inputTo",
                             "format": "application/octet-stream",
                             "instance_id": f"sha256:{adapter['sha256']}",
+                            **training_ingredient(adapter.get("training")),
                         }
                         builder.add_ingredient(json.dumps(used), "application/octet-stream", io.BytesIO(b""))
                 with source.open("rb") as src, dest.open("wb") as out:
@@ -316,6 +340,16 @@ def _report(state: str, data: dict[str, Any]) -> CredentialReport:
     for ingredient in active.get("ingredients", []) or []:
         if isinstance(ingredient, dict) and ingredient.get("relationship") == "parentOf":
             report.parents.append(str(ingredient.get("title", "")))
+        elif isinstance(ingredient, dict) and ingredient.get("relationship") == "inputTo":
+            metadata = ingredient.get("metadata")
+            training = metadata.get(TRAINING_INGREDIENT) if isinstance(metadata, dict) else None
+            entry: dict[str, Any] = {
+                "title": str(ingredient.get("title", "")),
+                "instance_id": str(ingredient.get("instance_id", "")),
+            }
+            if isinstance(training, dict):
+                entry["training"] = training
+            report.inputs.append(entry)
     return report
 
 

@@ -42,6 +42,9 @@ class VerifyReport:
     marking: dict[str, str] = field(default_factory=dict)  # the plain AI marking (also in stripped copies)
     ai_training: str = "not_stated"
     stated_by_marking: bool = False  # a stripped Studio copy: only the AI marking says where it came from
+    # What the models and adapters trained in Studio learned from, one phrase each:
+    # "Harbour Voice, trained by you on 20 files (digest 1a2b3c4d5e6f…)".
+    lineage: list[str] = field(default_factory=list)
 
     @property
     def hash_mismatch(self) -> bool:
@@ -80,6 +83,7 @@ class VerifyReport:
             "tampered": self.tampered,
             "problems": list(self.problems),
             "notes": list(self.notes),
+            "lineage": list(self.lineage),
             "ok": self.ok,
         }
 
@@ -195,6 +199,11 @@ def _describe(path: Path, report: VerifyReport) -> None:
     else:
         model = record.model.get("name") or record.model.get("id") or "?"
         base = f"{_article(record.kind)} {record.kind} made with {model}"
+    report.lineage = lineage_phrases(record)
+    if report.lineage and not derived:
+        base = f"{_article(record.kind)} {record.kind} made with {' and '.join(report.lineage)}"
+    elif report.lineage:
+        report.notes.append(f"made with {' and '.join(report.lineage)}")
     if report.tampered or report.problems:
         report.summary = f"{base}; CHANGED since"
         return
@@ -209,6 +218,32 @@ def _describe(path: Path, report: VerifyReport) -> None:
     if state == "none" and path.suffix.lower() in _signable() and report.record_source != "sidecar":
         if record.output.get("content_credentials", "c2pa") == "c2pa":
             report.notes.append("no content credentials: signing was off, or the file was re-encoded since")
+
+
+def lineage_phrases(record: ProvenanceRecord) -> list[str]:
+    """The model, then each adapter, of a record as named for verification; those trained in Studio
+    with what they learned from ("Harbour Voice, trained by you on 20 files (digest 1a2b3c4d5e6f…)").
+    Empty when neither the model nor an adapter was trained in Studio."""
+    model = record.model
+    phrases = [_trained(str(model.get("name") or model.get("id") or "?"), model.get("training"))]
+    trained = isinstance(model.get("training"), dict)
+    for adapter in model.get("adapters") or []:
+        if not isinstance(adapter, dict) or not isinstance(adapter.get("training"), dict):
+            continue
+        trained = True
+        kind = "LoRA" if adapter.get("kind", "lora") == "lora" else str(adapter.get("kind"))
+        phrases.append(f"the {kind} " + _trained(str(adapter.get("name") or adapter.get("file") or "?"),
+                                                   adapter["training"]))  # fmt: skip
+    return phrases if trained else []
+
+
+def _trained(name: str, lineage: Any) -> str:
+    if not isinstance(lineage, dict) or not lineage.get("data_digest"):
+        return name
+    files = int(lineage.get("files") or 0)
+    who = "you" if lineage.get("trained_by", "user") == "user" else str(lineage.get("trained_by"))
+    noun = "file" if files == 1 else "files"
+    return f"{name}, trained by {who} on {files} {noun} (digest {str(lineage['data_digest'])[:12]}…)"
 
 
 def _without_record(path: Path, report: VerifyReport) -> None:

@@ -47,6 +47,10 @@ class _LiveCatalog:
     def resolve(self, ref: str) -> ModelSpec:
         return make_catalog(self._settings).resolve(ref)
 
+    def discover(self) -> list[ModelSpec]:
+        """Every model and adapter the library finds now (a training run's default base, its name check)."""
+        return make_catalog(self._settings).discover()
+
     def adapters(self) -> list[ModelSpec]:
         """The LoRAs and embeddings in the model folders (``<lora:NAME>`` and tokens find them here)."""
         return make_catalog(self._settings).adapters()
@@ -62,13 +66,33 @@ def installation_credentials(paths: StudioPaths) -> ContentCredentials:
 
 
 def make_catalog(settings: Settings) -> ModelCatalog:
-    """Bundled models, the Hugging Face cache (HF_HUB_CACHE / HF_HOME) and the user's folders."""
+    """Bundled models, the Hugging Face cache (HF_HUB_CACHE / HF_HOME), the user's folders and the
+    data folder's ``models`` (where trained models are installed: always searched)."""
+    folders = list(settings.get("model_folders"))
+    own = installed_models_folder(settings)
+    if own is not None and str(own) not in folders:
+        folders.append(str(own))
     return ModelCatalog(
         resources_dir() / "models",
-        settings.get("model_folders"),
+        folders,
         allow_pickle=settings.get("allow_pickle_models"),
         app_sources_off=settings.get("model_sources_off"),
     )
+
+
+def installed_models_folder(settings: Settings) -> Path | None:
+    """``<data>/models`` of the installation these settings belong to (trained models live in its
+    ``trained/``), found from where the settings file is: the ``--data-dir`` layout (``ROOT/config``
+    beside ``ROOT/data``) or the per-user folders. None for settings not read from a file."""
+    if settings.path is None:
+        return None
+    config = Path(settings.path).parent
+    user = StudioPaths.for_user()
+    if config == user.config:
+        return user.data / "models"
+    if config.name == "config":
+        return config.parent / "data" / "models"
+    return None
 
 
 def open_services(paths: StudioPaths) -> Services:
@@ -89,6 +113,7 @@ def open_services(paths: StudioPaths) -> Services:
         },
         log_file=str(paths.log_file),
         fingerprints=WeightFingerprints(paths.cache / "weight-digests.json"),
+        data_dir=paths.data,
     )
     return Services(paths, settings, store, worker)
 

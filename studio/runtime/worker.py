@@ -89,8 +89,12 @@ class Worker:
         engines: dict[str, Any] | None = None,
         log_file: str = "",
         fingerprints: Fingerprints | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self._store = store
+        # The installation's data folder: training runs stage, checkpoint and install their models
+        # under it (``studio.runtime.training``); None where no training is offered (some tests).
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self._catalog = catalog
         # Read before each job: "device", "memory_mode" and "compile_models", as the settings hold them.
         self._runtime_options = runtime_options
@@ -386,6 +390,9 @@ class Worker:
             digest = self._fingerprints.of_model(spec.path)
             if digest:
                 result = dataclasses.replace(result, model={**result.model, "sha256": digest})
+        lineage = _training_lineage(spec)
+        if lineage is not None:  # a model trained in Studio: what it learned from, in every record
+            result = dataclasses.replace(result, model={**result.model, "training": lineage})
         return result
 
     def _adapters(self, spec: ModelSpec, request: Request) -> list[Any]:
@@ -581,6 +588,12 @@ def _summary(result: EngineResult, request: Request) -> dict[str, Any]:
     if result.outputs:
         info.update({k: v for k, v in result.outputs[0].info.items() if isinstance(v, (int, float, str, bool))})
     return info
+
+
+def _training_lineage(spec: ModelSpec) -> dict[str, Any] | None:
+    from studio.engines.library.training_cards import training_lineage
+
+    return training_lineage(spec.details)
 
 
 def _new_job_id() -> str:

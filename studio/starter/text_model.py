@@ -190,6 +190,9 @@ def train_text(out: Path, steps: int, threads: int, measure_only: bool = False) 
     )
     machine = f"{platform.machine()} CPU, {threads} threads, torch {torch.__version__}"
     write_card(out, plan, data, report, quality, machine, tokenizer_vocab)
+    from studio.starter.data_digest import stamp_text
+
+    stamp_text(out)  # the data digest outputs record, in the card, the report and studio_training.json
 
 
 def write_card(out: Path, plan, data: dict, report, quality: dict, machine: str, vocab: int) -> None:

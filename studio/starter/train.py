@@ -78,6 +78,9 @@ def train_music(out: Path, steps: int, threads: int, measure_only: bool = False)
         out, "training_report.json", {"plan": plan.__dict__, "data": data, **report.to_dict(), "quality": quality}
     )
     melody_card.write(out, plan, data, report, quality, _machine(threads))
+    from studio.starter.data_digest import stamp_melody
+
+    stamp_melody(out)  # the data digest outputs record, in the card, the report and studio_training.json
 
 
 def _machine(threads: int) -> str:

@@ -6,8 +6,9 @@ and with one interpreter lock on two cores the worker waited for it (docs/PERFOR
 window"). So the worker only appends to a buffer, and posts one wake-up when the buffer was empty;
 the GUI thread drains it at most once a frame and passes on what the buffer holds, coalesced
 (``coalesce``): progress — the latest wins; an image preview — the latest wins; text chunks —
-concatenated; every other event (queued, started, finished, cancelled, error, model_info, device)
-passed on as is, in order, so a job's terminal event always comes after its earlier ones.
+concatenated; every other event (queued, started, finished, cancelled, error, model_info, device,
+and a training run's samples) passed on as is, in order, so a job's terminal event always comes
+after its earlier ones.
 """
 
 from __future__ import annotations
@@ -34,14 +35,17 @@ def coalesce(events: Iterable[JobEvent]) -> list[JobEvent]:
     """``events`` with each job's run of progress and preview events merged, in order.
 
     Within a job, the progress and preview events between two of its other events become at most
-    one of each, placed where the last of them was: the latest progress; the latest preview, or for
-    text (string chunks) all the chunks joined. Nothing else is merged, dropped or moved, so each
+    one of each, placed where the last of them was: the latest progress (with the ``recent`` loss
+    points of a training run's progress it replaces); the latest preview, or for text (string
+    chunks) all the chunks joined. Nothing else is merged, dropped or moved, so each
     job's events keep their order and its terminal event stays last.
     """
     out: list[JobEvent | None] = []
     slots: dict[str, dict[EventKind, int]] = {}  # job → kind → index in ``out`` of its merged event
     for event in events:
-        if event.kind not in _MERGED:
+        # A training run's sample (a dict: step, prompt, data) is never merged: two prompts sampled
+        # at the same step arrive together and each must be shown.
+        if event.kind not in _MERGED or isinstance(event.preview, dict):
             slots.pop(event.job_id, None)  # a state change closes the job's run
             out.append(event)
             continue
@@ -58,9 +62,20 @@ def coalesce(events: Iterable[JobEvent]) -> list[JobEvent]:
                 and isinstance(event.preview, str)
             ):
                 merged = dataclasses.replace(event, preview=earlier.preview + event.preview)
+            elif event.kind is EventKind.PROGRESS and earlier is not None and earlier.info.get("recent"):
+                merged = dataclasses.replace(event, info=_with_recent(earlier.info, event.info))
         job_slots[event.kind] = len(out)
         out.append(merged)
     return [event for event in out if event is not None]
+
+
+def _with_recent(earlier: dict, later: dict) -> dict:
+    """``later``'s info, its ``recent`` (step, loss) points joined with those of the progress it
+    replaces: a training run's last loss points must survive a "checkpoint" or "saving" progress
+    (which carries none) arriving in the same frame."""
+    points = {int(point[0]): point for point in earlier.get("recent") or ()}
+    points.update({int(point[0]): point for point in later.get("recent") or ()})
+    return {**later, "recent": [points[step] for step in sorted(points)]}
 
 
 class WorkerBridge(QObject):

@@ -13,6 +13,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QRect,
     QSize,
     Qt,
@@ -43,6 +44,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QSlider,
@@ -171,6 +173,8 @@ class GalleryPanel(QWidget):
     reuse_requested = Signal(object)  # fill the tab that made it
     vary_requested = Signal(object)  # same settings, new seed
     input_requested = Signal(object)  # start from it: image-to-image, continue the clip or the text
+    # Learn from items: (source — "selection", "favourites" or "search" —, the item ids).
+    train_requested = Signal(str, list)
 
     def __init__(self, services: Services, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -248,6 +252,8 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.view.doubleClicked.connect(lambda index: self.open_requested.emit(index.data(ItemRole)))
         self.view.viewport().installEventFilter(self)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
 
         self.preview_image = ImageView()
         self.preview_image.setAccessibleName("item preview")
@@ -327,6 +333,12 @@ class GalleryPanel(QWidget):
         )
         self.undo_button.setVisible(False)
         self.trash_button = button("Empty trash…", "empty trash", "Delete the trash for good", self.empty_trash)
+        self.train_button = button(
+            "Train on selected…",
+            "train on selected",
+            "Open the Train tab with the selected items as what to learn from",
+            lambda: self.train_on("selection"),
+        )
         actions = QHBoxLayout()
         for action in (self.reuse_button, self.vary_button, self.input_button, self.verify_button):
             actions.addWidget(action)
@@ -340,6 +352,7 @@ class GalleryPanel(QWidget):
             self.open_folder_button,
             self.undo_button,
             self.trash_button,
+            self.train_button,
         ):
             more.addWidget(action)
         more.addStretch(1)
@@ -460,6 +473,7 @@ class GalleryPanel(QWidget):
             self.delete_button,
             self.open_folder_button,
             self.tags,
+            self.train_button,
         ):
             widget.setEnabled(has)
         if item is None:
@@ -579,8 +593,57 @@ class GalleryPanel(QWidget):
             text = f"Unchanged since it was saved. Content credentials: {credentials}."
         else:
             text = " ".join(report.problems)
+        if report.lineage:  # what its trained model or adapter learned from, as `studio verify` says it
+            text += f" Made with {' and '.join(report.lineage)}."
         self._say(f"Verify {item.path.name}: {text}")
         return text
+
+    def train_ids(self, source: str) -> list[str]:
+        """The items "Train on …" hands the Train tab: the selection, every favourite, or every item
+        the current search finds (within the kind filter)."""
+        if source == "selection":
+            return [item.id for item in self.selected_items()]
+        kind = self.kind_filter.currentData() or None
+        if source == "favourites":
+            return self.store.ids(kind=kind, favourites=True)
+        words = self.search.text().strip()
+        return self.store.ids(kind=kind, search=words) if words else []
+
+    def train_on(self, source: str) -> None:
+        ids = self.train_ids(source)
+        if not ids:
+            self._say("Nothing to train on: select items, mark favourites or search first.")
+            return
+        self.train_requested.emit(source, ids)
+
+    def context_menu(self) -> QMenu:
+        """The items' menu: the current item's actions and training on the selection, favourites or search."""
+        menu = QMenu(self)
+        has = self.current_item() is not None
+        for text, slot in (
+            ("Reuse settings", self._emit(self.reuse_requested)),
+            ("Vary", self._emit(self.vary_requested)),
+            ("Use as input", self._emit(self.input_requested)),
+        ):
+            menu.addAction(text, slot).setEnabled(has)
+        menu.addSeparator()
+        selected = len(self.selected_items())
+        train = menu.addAction(f"Train on selected ({selected})…", lambda: self.train_on("selection"))
+        train.setEnabled(selected > 0)
+        menu.addAction("Train on favourites…", lambda: self.train_on("favourites"))
+        words = self.search.text().strip()
+        search = menu.addAction(f"Train on this search ({words[:24]})…" if words else "Train on this search…")
+        search.triggered.connect(lambda _checked=False: self.train_on("search"))
+        search.setEnabled(bool(words))
+        menu.addSeparator()
+        menu.addAction("Delete", self.delete_selected).setEnabled(has)
+        return menu
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.view.indexAt(position)
+        if index.isValid() and not self.view.selectionModel().isSelected(index):
+            self.view.setCurrentIndex(index)
+        self.context_menu().popup(self.view.viewport().mapToGlobal(position))
 
     def _say(self, text: str) -> None:
         """A message about the last action; it goes after a while (or with the next one)."""

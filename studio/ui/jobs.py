@@ -6,8 +6,10 @@ pending?" and the status bar "how many wait?" instead of each keeping its own li
 on Krita AI Diffusion's ``JobQueue``: one queue, state changes as signals, ended jobs pruned to a
 bounded history.
 
-Model descriptions (``worker.describe_model``) are not jobs: their answers are passed on as
-``model_described`` and never counted.
+Model descriptions (``worker.describe_model``) and training-data summaries
+(``worker.summarize_training``) are not jobs: their answers are passed on as ``model_described``
+and ``data_summarized`` and never counted. A training run is a job (``submit_training``); it makes a
+model, not gallery items, so its ``finished`` result is kept as ``Job.result``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Worker(Protocol):
     def cancel(self, job_id: str) -> bool: ...
 
     def save_kept_output(self, job_id: str) -> str | None: ...
+
+    def submit_training(self, request: Any) -> str: ...
 
 
 class JobState(enum.StrEnum):
@@ -84,6 +88,7 @@ class Job:
     partial: bool = False  # cancelled with its output kept in memory (stopped text): it can still be kept
     unsaved: bool = False  # failed to save; the output waits in memory for a retry
     info: dict[str, Any] = field(default_factory=dict)  # the last event's info
+    result: Any = None  # a training run's ``finished`` result (``TrainedModel.to_dict()``)
 
     @property
     def is_generation(self) -> bool:
@@ -117,6 +122,9 @@ class JobQueue(QObject):
     job_event = Signal(object, object)
     # The worker described a model (not a job): the ModelInfo.
     model_described = Signal(object)
+    # The worker summarised a training set (not a job): the ``data_summary`` JobEvent (its
+    # ``result`` a ``DataSummary``, or its ``error``).
+    data_summarized = Signal(object)
 
     def __init__(self, worker: Worker, *, history: int = HISTORY, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -135,6 +143,11 @@ class JobQueue(QObject):
         """Queue ``request`` on the worker for the tab ``owner``."""
         job_id = self._worker.submit(request, parent=parent)
         return self._claim(job_id, owner=owner, kind=request.kind, request=request, parent=parent, model=request.model)
+
+    def submit_training(self, owner: str, request: Any) -> Job:
+        """Queue a training run (``studio.core.training.TrainRequest``) on the worker for ``owner``."""
+        job_id = self._worker.submit_training(request)
+        return self._claim(job_id, owner=owner, kind=request.kind, request=request, model=request.base)
 
     def claim_sweep(self, owner: str, cells: list[tuple[Request, str]], grids: list[str], kind: str) -> None:
         """The jobs of a sweep (queued by ``studio.runtime.sweeps``) belong to ``owner``: its cells and
@@ -227,6 +240,9 @@ class JobQueue(QObject):
             else:
                 log.debug("model description %s is not a ModelInfo: %r", event.job_id, type(event.result))
             return
+        if event.kind is EventKind.DATA_SUMMARY:
+            self.data_summarized.emit(event)
+            return
         if event.kind is EventKind.DEVICE:
             return
         job = self._jobs.get(event.job_id)
@@ -264,7 +280,9 @@ class JobQueue(QObject):
             return False
         job.state = state
         job.finished_at = time.time()
-        if state is JobState.FINISHED:
+        if state is JobState.FINISHED and job.kind == "train":
+            job.result = event.result
+        elif state is JobState.FINISHED:
             job.items = list(event.result or [])
         elif state is JobState.CANCELLED:
             job.partial = bool(event.info.get("partial"))

@@ -30,6 +30,7 @@ from studio.ui.music_panel import MusicPanel
 from studio.ui.panel_base import GenerationPanel, set_text
 from studio.ui.text_panel import TextPanel
 from studio.ui.theme import apply_theme, icon
+from studio.ui.train_panel import TrainPanel, use_trained
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self.image_panel = ImagePanel(services, self.jobs)
         self.music_panel = MusicPanel(services, self.jobs)
         self.gallery_panel = GalleryPanel(services)
+        self.train_panel = TrainPanel(services, self.jobs, self.gallery_panel)
+        self._specs: list[Any] = []
         self.panels: dict[str, GenerationPanel] = {
             "text": self.text_panel,
             "image": self.image_panel,
@@ -70,13 +73,14 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("studio"))
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("media tabs")
-        self.tabs.setToolTip("Ctrl+1 Text · Ctrl+2 Image · Ctrl+3 Music · Ctrl+4 Gallery")
+        self.tabs.setToolTip("Ctrl+1 Text · Ctrl+2 Image · Ctrl+3 Music · Ctrl+4 Train · Ctrl+5 Gallery")
         self.tab_names: dict[QWidget, str] = {}
         panel: QWidget
         for panel, name in (
             (self.text_panel, "Text"),
             (self.image_panel, "Image"),
             (self.music_panel, "Music"),
+            (self.train_panel, "Train"),
             (self.gallery_panel, "Gallery"),
         ):
             self.tabs.addTab(panel, icon(name.lower()), name)
@@ -93,6 +97,9 @@ class MainWindow(QMainWindow):
         self.gallery_panel.reuse_requested.connect(self.reuse_item)
         self.gallery_panel.vary_requested.connect(self.vary_item)
         self.gallery_panel.input_requested.connect(self.use_as_input)
+        self.gallery_panel.train_requested.connect(self.train_on)
+        self.train_panel.models_changed.connect(self._trained)
+        self.train_panel.use_requested.connect(self.use_trained)
 
         self.device_label = QLabel("Device: not loaded yet")
         self.device_label.setAccessibleName("device")
@@ -183,6 +190,8 @@ class MainWindow(QMainWindow):
         self.text_panel.refresh_models(specs, last.get("text", ""))
         self.image_panel.refresh_models(specs, last.get("image", ""))
         self.music_panel.refresh_models(specs, last.get("music", ""))
+        self._specs = specs
+        self.train_panel.refresh_models(specs)
 
     def _show_device(self, info: dict[str, Any]) -> None:
         text = f"Device: {info.get('name', 'unknown')}"
@@ -383,6 +392,25 @@ class MainWindow(QMainWindow):
             panel.set_prompt(text)
             self.tabs.setCurrentWidget(panel)
 
+    def train_on(self, source: str, item_ids: list[str]) -> None:
+        """The gallery's "Train on …": the Train tab, filled with those items."""
+        self.train_panel.train_on(source, item_ids)
+        self.tabs.setCurrentWidget(self.train_panel)
+
+    def _trained(self) -> None:
+        """A run installed a model: every picker lists it; the Train tab is marked if out of sight."""
+        self.refresh_models()
+        if self.tabs.currentWidget() is not self.train_panel:
+            self.tabs.setTabText(self.tabs.indexOf(self.train_panel), "Train ●")
+            self.statusBar().showMessage("Training finished: the new model is in the library", 8000)
+
+    def use_trained(self, trained: dict[str, Any]) -> None:
+        """ "Use it" after a run: the medium's tab with the new model (or LoRA) selected."""
+        self.refresh_models()
+        panel = use_trained(trained, self._specs, self.panels)
+        if panel is not None:
+            self.tabs.setCurrentWidget(panel)
+
     def shutdown(self) -> None:
         """Cancel running jobs and stop the worker; safe to call twice."""
         if self._shut_down:
@@ -390,6 +418,7 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self.save_window_state()
         self.music_panel.shutdown()
+        self.train_panel.shutdown()
         self.gallery_panel.shutdown()
         self.bridge.detach()
         self.runner.close_cluster()

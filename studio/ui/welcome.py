@@ -25,7 +25,7 @@ def welcome_text(services) -> str:
         "Your own models are chosen before the starters.</p>"
         f"<p>Everything you make is saved with its full provenance in <code>{services.store.root}</code> "
         f"and shown in the Gallery tab; the log is in <code>{services.paths.logs}</code>.</p>"
-        "<p>Ctrl+Enter generates, Esc cancels, Ctrl+1…4 switch tabs, Ctrl+F searches the gallery.</p>"
+        "<p>Ctrl+Enter generates, Esc cancels, Ctrl+1…5 switch tabs, Ctrl+F searches the gallery.</p>"
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from studio.core.models import ModelSpec
 from studio.engines.library.classify import read_json, slug
 from studio.engines.library.safetensors_files import PICKLE_SUFFIXES, file_size, safetensors_header
+from studio.engines.library.training_cards import training_details, training_lineage
 
 LORA = "lora"
 EMBEDDING = "embedding"
@@ -258,6 +259,10 @@ def inspect_adapter_file(
     ident = model_id or slug(name)
     facts: dict[str, Any] = {"size_bytes": file_size(file), "file": file.name}
     facts.update(civitai_side_files(file))
+    training = training_details(file.parent)  # a LoRA Studio trained: its card beside it
+    if training is not None and training.get("result_kind") == LORA:
+        facts["training"] = training
+        name = str(training["name"])
 
     def spec(kind: str, family: str, runnable: bool, reason: str = "") -> ModelSpec:
         return ModelSpec(ident, name, kind, family, file, source, runnable, reason, facts, format=ADAPTER_FORMAT)
@@ -295,9 +300,14 @@ def inspect_peft_folder(folder: Path, *, model_id: str | None = None, source: st
     weights = folder / PEFT_WEIGHTS
     facts: dict[str, Any] = {"size_bytes": file_size(weights), "file": PEFT_WEIGHTS, "layout": "peft"}
     facts.update(civitai_side_files(folder))
+    name = folder.name
+    training = training_details(folder)  # a text LoRA Studio trained: its card beside it
+    if training is not None and training.get("result_kind") == LORA:
+        facts["training"] = training
+        name = str(training["name"])
 
     def spec(family: str, runnable: bool, reason: str = "") -> ModelSpec:
-        return ModelSpec(ident, folder.name, LORA, family, folder, source, runnable, reason, facts, ADAPTER_FORMAT)
+        return ModelSpec(ident, name, LORA, family, folder, source, runnable, reason, facts, ADAPTER_FORMAT)
 
     config = read_json(folder / PEFT_CONFIG)
     if config is None:
@@ -490,6 +500,9 @@ class ResolvedAdapter:
             info["weight"] = self.weight
         if self.mentioned and self.mentioned != self.spec.name:
             info["mentioned"] = self.mentioned
+        lineage = training_lineage(self.spec.details)
+        if lineage is not None:  # trained in Studio: what it learned from travels with every output
+            info["training"] = lineage
         return info
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from studio.core.model_cards import model_card_field, model_card_licence
 from studio.core.models import ModelSpec
 from studio.engines.library.safetensors_files import size_on_disk, weights_dtype, weights_problem
+from studio.engines.library.training_cards import training_details
 from studio.engines.registry import (
     ACE_STEP,
     DIFFUSERS_AUDIO,
@@ -58,6 +59,10 @@ def inspect_folder(
     if not path.is_dir():
         return refused(f"{path} is not a folder")
     facts.update(size_bytes=size_on_disk(path), licence=model_card_licence(path))
+    training = training_details(path)  # a model Studio trained: what it learned from
+    if training is not None:
+        facts["training"] = training
+        name = training["name"] if name == path.name else name  # the name the artist gave it
     hint = model_card_field(path, "studio_hint")  # what the tabs say about this model (starter cards have one)
     if hint:
         facts["hint"] = hint
