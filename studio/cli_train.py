@@ -69,6 +69,11 @@ def add_train_command(commands: Any, sub: Any) -> None:
     train.add_argument("--gradient-checkpointing", action="store_true", help="less memory, a little slower")
     train.add_argument("--resume", action="store_true", help="continue the stopped run of this name")
     train.add_argument("--estimate", action="store_true", help="time a few steps, say how long it would take, stop")
+    train.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="images: train a full-size base on the CPU anyway (without it the run stops after its estimate)",
+    )
 
 
 def train_request(args: argparse.Namespace, store: Any = None) -> TrainRequest:
@@ -104,6 +109,7 @@ def train_request(args: argparse.Namespace, store: Any = None) -> TrainRequest:
         gradient_checkpointing=args.gradient_checkpointing,
         resume=args.resume,
         estimate_only=args.estimate,
+        allow_cpu=args.allow_cpu,
     )
 
 

@@ -513,6 +513,44 @@ def test_use_it_on_a_text_lora_selects_it_over_its_base(window, qtbot, asked, tm
     assert text.lora_picker.current() == "my-words-lora"
 
 
+def test_use_it_on_an_image_lora_adds_it_over_its_base_and_shows_it(qtbot, services, tiny_sd, tmp_path):
+    """The new LoRA goes into the Image tab's adapters, and the settings scroll to it: the Adapters
+    section sits below the fold of a laptop screen, where an added row was easy to miss."""
+    import tiny_adapters
+
+    lora_folder = tmp_path / "loras" / "red-stripes"
+    tiny_adapters.build_tiny_lora_diffusers(tiny_sd, lora_folder, seed=3)
+    services.settings.set("model_folders", [str(tiny_sd.parent), str(lora_folder.parent)])
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    window.resize(1100, 560)
+    show_active(qtbot, window)
+    try:
+        trained = {"model": "red-stripes", "kind": "lora", "path": str(lora_folder), "medium": "image",
+                   "name": "red-stripes", "base": str(tiny_sd)}  # fmt: skip
+        window.use_trained(trained)
+        image = window.image_panel
+        assert window.tabs.currentWidget() is image
+        assert image.model_picker.current_model() == str(tiny_sd)
+        rows = [row for row in image.adapter_list.rows if row.spec.name == "red-stripes"]
+        assert len(rows) == 1
+        scroll = image.settings_scroll
+        row = rows[0]
+
+        def row_in_sight() -> bool:
+            top = row.mapTo(scroll.widget(), row.rect().topLeft()).y()
+            shown = scroll.verticalScrollBar().value()
+            return shown <= top and top + row.height() <= shown + scroll.viewport().height()
+
+        qtbot.waitUntil(row_in_sight, timeout=5000)
+        # The row sits below the first screenful of settings: it shows because the settings scrolled.
+        assert row.mapTo(scroll.widget(), row.rect().topLeft()).y() > scroll.viewport().height()
+        window.use_trained(trained)  # twice: still one row
+        assert len([row for row in image.adapter_list.rows if row.spec.name == "red-stripes"]) == 1
+    finally:
+        window.shutdown()
+
+
 # -- the gallery ---------------------------------------------------------------------------------------
 
 

@@ -447,6 +447,13 @@ class GenerationPanel(QWidget):
         row.addStretch(1)
         return row
 
+    def bring_into_view(self, widget: QWidget) -> None:
+        """Scroll the settings so ``widget`` shows (an adapter row just added below the fold), once the
+        layout has placed it."""
+        scroll = getattr(self, "settings_scroll", None)
+        if scroll is not None:
+            QTimer.singleShot(0, self, lambda: scroll.ensureWidgetVisible(widget, 0, 40))
+
     def controls_column(self, content: QWidget, buttons: QLayout) -> QWidget:
         """The left column of a tab: ``content`` (prompt and settings) scrolls when the window is short;
         under it, never scrolled out of sight, the run buttons, the progress, the hint and the last
@@ -459,6 +466,7 @@ class GenerationPanel(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         scroll.setAccessibleName("settings")
+        self.settings_scroll = scroll
         column = QWidget()
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -266,6 +266,13 @@ class TrainPanel(GenerationPanel):
         self.how.addRow("Sample", self.sample_every)
         self.how.addRow("Seed", self.seed)
         self.how.addRow("", self.gradient_checkpointing)
+        # Shown only where a run would need a GPU (a real-size image base on a CPU): without it the run
+        # stops after timing its first steps and says how long it would take.
+        self.allow_cpu = QCheckBox("Train on the CPU anyway")
+        self.allow_cpu.setAccessibleName("train on the CPU anyway")
+        self.allow_cpu.setToolTip("Hours on a CPU where a GPU takes minutes; Estimate says how long")
+        self.allow_cpu.setVisible(False)
+        self.how.addRow("", self.allow_cpu)
         how_box = QGroupBox("How")
         how_box.setLayout(self.how)
         for widget in (self.steps, self.epochs, self.rank, self.batch_size, self.resolution, self.seq_len):
@@ -642,6 +649,7 @@ class TrainPanel(GenerationPanel):
             sample_every=self.sample_every.value(),
             sample_prompts=prompts,
             gradient_checkpointing=self.gradient_checkpointing.isChecked(),
+            allow_cpu=not self.allow_cpu.isHidden() and self.allow_cpu.isChecked(),
         )
 
     def set_request(self, request: Request, parent: str | None) -> None:
@@ -943,6 +951,9 @@ class TrainPanel(GenerationPanel):
         self.start_over_button.setVisible(resumable)
         self.use_button.setEnabled(self._result is not None)
         self.show_button.setEnabled(self._result is not None)
+        gpu_wanted = needs_gpu(self.base_spec(), self.services.worker.device_info)
+        if self.allow_cpu.isHidden() == gpu_wanted:
+            self.allow_cpu.setVisible(gpu_wanted)
         words = _medium_row(self.current_medium())[4]
         if not has_base:
             hint = f"No {words[:-1]} model that Studio can train is in the library." + _HOW_TO_ADD.get(
@@ -958,7 +969,10 @@ class TrainPanel(GenerationPanel):
                 "Start over deletes it."
             )
         elif needs_gpu(self.base_spec(), self.services.worker.device_info):
-            hint = "Training a LoRA on this model needs a GPU; Estimate says how long it would take on this CPU."
+            hint = (
+                "Training a LoRA on this model needs a GPU; Estimate says how long it would take on this CPU "
+                "(or tick Train on the CPU anyway)."
+            )
         elif busy:
             hint = "Training runs on the worker: the window stays free. Cancel keeps a checkpoint."
         else:
@@ -1029,8 +1043,8 @@ def use_trained(trained: dict[str, Any], specs: list[ModelSpec], panels: dict[st
         return panel
     adapters = getattr(panel, "adapter_list", None)
     if adapters is not None and medium == "image":
-        if all(row.spec.path != result.path for row in adapters.rows):
-            adapters.add(result)
+        row = next((row for row in adapters.rows if row.spec.path == result.path), None) or adapters.add(result)
+        panel.bring_into_view(row)  # the adapters sit low in the settings: show the artist where it went
     lora_picker = getattr(panel, "lora_picker", None)
     if lora_picker is not None and medium == "text":
         lora_picker.set_from_request(result.name, 1.0)
