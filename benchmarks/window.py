@@ -209,7 +209,15 @@ def build_llama100m(folder: Path) -> Path:
     return folder
 
 
-def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
+def _process_cpu() -> float:
+    """CPU seconds of every thread of this process (torch's own pool included)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _raw_text(model, tokenizer, tokens: int, seed: int, cpu: dict[str, float] | None = None) -> tuple[float, int]:
     import torch
 
     if getattr(tokenizer, "chat_template", None):
@@ -219,7 +227,7 @@ def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
     else:
         enc = tokenizer(PROMPT, return_tensors="pt")
     torch.manual_seed(seed)
-    start = time.perf_counter()
+    start, thread0, process0 = time.perf_counter(), time.thread_time(), _process_cpu()
     with torch.inference_mode():
         out = model.generate(
             **enc,
@@ -232,6 +240,8 @@ def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
             repetition_penalty=1.1,
             pad_token_id=tokenizer.pad_token_id,
         )
+    if cpu is not None:  # the calling thread's and the whole process's CPU seconds
+        cpu["thread"], cpu["process"] = time.thread_time() - thread0, _process_cpu() - process0
     return time.perf_counter() - start, int(out.shape[1] - enc["input_ids"].shape[1])
 
 
@@ -256,10 +266,20 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     shown: list[float] = []
     sent: list[float] = []
     gui_share: list[float] = []  # the GUI thread's CPU seconds per second of a tab round
+    # CPU milliseconds per token written: far less moved by other processes on the machine than
+    # wall time. "thread": the thread calling generate() (raw: this one; tab: the worker, read by
+    # a listener on the worker thread at the job's start and end); "process": every thread.
+    cpu_ms: dict[str, list[float]] = {"raw_thread": [], "raw_process": [], "tab_thread": [], "tab_process": []}
+    cpu_ms["tab_gui"] = []
+    worker_cpu: dict[str, float] = {}
 
     def on_worker_event(event) -> None:  # the worker thread: when the first chunk leaves it
         if event.kind.value == "preview" and not sent:
             sent.append(time.perf_counter())
+        if event.kind.value == "started":
+            worker_cpu["start"] = time.thread_time()
+        elif event.is_terminal and "start" in worker_cpu:
+            worker_cpu["used"] = time.thread_time() - worker_cpu.pop("start")
 
     services.worker.subscribe(on_worker_event)
     panel.output.textChanged.connect(lambda: shown.append(time.perf_counter()))
@@ -286,13 +306,17 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         panel.max_tokens.setValue(args.tokens)
         for round_index in range(args.rounds):
             seed = 100 + round_index
-            seconds, count = _raw_text(model, tokenizer, args.tokens, seed)
+            raw_cpu: dict[str, float] = {}
+            seconds, count = _raw_text(model, tokenizer, args.tokens, seed, raw_cpu)
             raw_rates.append(count / seconds)
+            cpu_ms["raw_thread"].append(raw_cpu["thread"] * 1000 / count)
+            cpu_ms["raw_process"].append(raw_cpu["process"] * 1000 / count)
             yield sleep(50)
             panel.seed.lock(seed)
             if counter is not None:
                 counter.counting = True
-            start, gui_cpu = time.perf_counter(), time.thread_time()
+            worker_cpu.clear()
+            start, gui_cpu, process_cpu = time.perf_counter(), time.thread_time(), _process_cpu()
             if args.via == "worker":  # a baseline: the job straight to the worker, no tab owns it
                 services.worker.submit(panel.build_request())
             else:
@@ -301,11 +325,17 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
             sent.clear()
             job = yield job_done(window.jobs, "" if args.via == "worker" else "text")
             elapsed = time.perf_counter() - start
-            gui_share.append((time.thread_time() - gui_cpu) / elapsed)
+            gui_used, process_used = time.thread_time() - gui_cpu, _process_cpu() - process_cpu
+            gui_share.append(gui_used / elapsed)
             if counter is not None:
                 counter.counting = False
             assert job.state.value == "finished", job.error
-            tab_rates.append(int(job.info["tokens"]) / elapsed)
+            written = int(job.info["tokens"])
+            tab_rates.append(written / elapsed)
+            cpu_ms["tab_process"].append(process_used * 1000 / written)
+            cpu_ms["tab_gui"].append(gui_used * 1000 / written)
+            if "used" in worker_cpu:
+                cpu_ms["tab_thread"].append(worker_cpu["used"] * 1000 / written)
             if sent and shown:
                 lags.append((shown[0] - sent[0]) * 1000)
                 span = shown[-1] - shown[0]
@@ -328,10 +358,23 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         f"{prefix}_updates_per_s": round(statistics.median(update_rates), 1) if update_rates else None,
         f"{prefix}_params_m": round(params / 1e6, 1),
         f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
+        **_cpu_figures(prefix, cpu_ms),
+        f"{prefix}_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
         "tokens": args.tokens,
         "rounds": args.rounds,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _cpu_figures(prefix: str, cpu_ms: dict[str, list[float]]) -> dict:
+    """Medians of the CPU milliseconds per token, and tab ÷ raw of each (1.0: no extra CPU per token)."""
+    med = {key: statistics.median(values) for key, values in cpu_ms.items() if values}
+    out = {f"{prefix}_cpu_ms_per_token": {key: round(value, 3) for key, value in med.items()}}
+    if "raw_process" in med and "tab_process" in med:
+        out[f"{prefix}_cpu_per_token_ratio"] = round(med["tab_process"] / med["raw_process"], 4)
+    if "raw_thread" in med and "tab_thread" in med:
+        out[f"{prefix}_thread_cpu_per_token_ratio"] = round(med["tab_thread"] / med["raw_thread"], 4)
+    return out
 
 
 # -- image and music ----------------------------------------------------------------------------
