@@ -397,6 +397,7 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
     prompt = "a lighthouse on a cliff at dusk"
     raw_steps: list[float] = []
     tab_steps: list[float] = []
+    cpu: dict[str, list[float]] = {"raw": [], "tab": []}  # process CPU seconds per step, all threads
 
     def raw(steps: int, seed: int) -> float:
         start = time.perf_counter()
@@ -427,14 +428,17 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
         panel.steps.setValue(args.steps)
         for round_index in range(args.rounds):
             seed = 100 + round_index
+            process = _process_cpu()
             raw_steps.append(raw(args.steps, seed) / args.steps)
+            cpu["raw"].append((_process_cpu() - process) / args.steps)
             yield sleep(50)
             panel.seed.lock(seed)
-            start = time.perf_counter()
+            start, process = time.perf_counter(), _process_cpu()
             panel.generate_button.click()
             job = yield job_done(window.jobs, "image")
             assert job.state.value == "finished", job.error
             tab_steps.append((time.perf_counter() - start) / args.steps)
+            cpu["tab"].append((_process_cpu() - process) / args.steps)
 
     Script(app, steps()).run()
     window.shutdown()
@@ -443,6 +447,9 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
         "window_image_raw_s_per_step": round(raw_s, 4),
         "window_image_tab_s_per_step": round(tab_s, 4),
         "window_image_ratio": round(raw_s / tab_s, 4),
+        "window_image_ratio_spread": [round(r / t, 3) for r, t in zip(raw_steps, tab_steps, strict=True)],
+        "window_image_cpu_s_per_step": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
+        "window_image_cpu_per_step_ratio": round(statistics.median(cpu["tab"]) / statistics.median(cpu["raw"]), 4),
         "size": args.size,
         "steps": args.steps,
         "rounds": args.rounds,
@@ -466,6 +473,7 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
     prompt = "slow piano with soft strings"
     raw_rates: list[float] = []
     tab_rates: list[float] = []
+    cpu: dict[str, list[float]] = {"raw": [], "tab": []}  # process CPU seconds per second of audio
 
     def raw(seconds: float, seed: int) -> float:
         frame_rate = model.audio_encoder.config.frame_rate
@@ -493,14 +501,18 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
         panel.duration.setValue(args.seconds)
         for round_index in range(args.rounds):
             seed = 100 + round_index
+            process = _process_cpu()
             raw_rates.append(raw(args.seconds, seed))
+            cpu["raw"].append((_process_cpu() - process) / args.seconds)
             yield sleep(50)
             panel.seed.lock(seed)
-            start = time.perf_counter()
+            start, process = time.perf_counter(), _process_cpu()
             panel.generate_button.click()
             job = yield job_done(window.jobs, "music")
             assert job.state.value == "finished", job.error
-            tab_rates.append(float(job.items[0].record.output["duration_s"]) / (time.perf_counter() - start))
+            audio_s = float(job.items[0].record.output["duration_s"])
+            tab_rates.append(audio_s / (time.perf_counter() - start))
+            cpu["tab"].append((_process_cpu() - process) / audio_s)
 
     Script(app, steps()).run()
     window.shutdown()
@@ -509,6 +521,9 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
         "window_music_raw_audio_s_per_s": round(raw_r, 3),
         "window_music_tab_audio_s_per_s": round(tab_r, 3),
         "window_music_ratio": round(tab_r / raw_r, 4),
+        "window_music_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
+        "window_music_cpu_s_per_audio_s": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
+        "window_music_cpu_ratio": round(statistics.median(cpu["tab"]) / statistics.median(cpu["raw"]), 4),
         "seconds": args.seconds,
         "rounds": args.rounds,
     }

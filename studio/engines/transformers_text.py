@@ -21,6 +21,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import TextRequest
+from studio.engines import compile_cache
 from studio.engines.adapters import adapter_records, apply_text_lora
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, library_versions
@@ -35,6 +36,8 @@ class LoadedTextModel:
     device: DeviceChoice
     model: Any
     tokenizer: Any
+    compile_cache_file: Any = None  # torch.compile's artifacts for this model, when it compiles (compile_cache)
+    compile_cache_saved: bool = False
 
     @property
     def context_length(self) -> int | None:
@@ -165,6 +168,10 @@ class TransformersTextEngine:
             # forward in torch.compile by hand failed on an H100: a CUDA graph run overwrote the logits
             # the sampler still read.
             model.generation_config.cache_implementation = "static"
+            loaded = LoadedTextModel(spec, device, model, tokenizer)
+            loaded.compile_cache_file = compile_cache.artifact_file(str(spec.path), device.name, device.dtype_name)
+            compile_cache.load(loaded.compile_cache_file)  # kernels of an earlier run, before the first compile
+            return loaded
         return LoadedTextModel(spec, device, model, tokenizer)
 
     def unload(self, loaded: LoadedTextModel) -> None:
@@ -216,6 +223,8 @@ class TransformersTextEngine:
                 **kwargs,
             )
         elapsed = time.perf_counter() - started
+        if loaded.compile_cache_file is not None and not loaded.compile_cache_saved:
+            loaded.compile_cache_saved = compile_cache.save(loaded.compile_cache_file)  # after the first compile
         stopped = ctx.cancelled
         tokens = streamer.tokens
         first_ms = (streamer.first_token_at - started) * 1000 if streamer.first_token_at else None
