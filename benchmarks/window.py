@@ -62,7 +62,8 @@ class Script:
 
     def _step(self, value: Any) -> None:
         try:
-            waiter = self.steps.send(value)
+            # A waiter that gave up hands back an exception: raised where the script waited.
+            waiter = self.steps.throw(value) if isinstance(value, BaseException) else self.steps.send(value)
         except StopIteration:
             self.app.quit()
             return
@@ -99,6 +100,28 @@ def job_done(jobs, owner: str) -> Waiter:
                 done(job)
 
         jobs.changed.connect(changed)
+
+    return wait
+
+
+def enabled(widget, timeout_s: float = 120.0) -> Waiter:
+    """Waits (checking every 20 ms) until ``widget`` is enabled: a tab's Generate button comes on once
+    the model's description has arrived, which on a loaded machine can take longer than any fixed
+    pause (a click on the disabled button did nothing and the run waited forever)."""
+    from PySide6.QtCore import QTimer
+
+    def wait(done: Callable[[Any], None]) -> None:
+        deadline = time.monotonic() + timeout_s
+
+        def check() -> None:
+            if widget.isEnabled():
+                done(None)
+            elif time.monotonic() > deadline:
+                done(TimeoutError(f"{widget.text()!r} stayed disabled for {timeout_s:.0f} s"))
+            else:
+                QTimer.singleShot(20, check)
+
+        check()
 
     return wait
 
@@ -299,6 +322,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         panel.max_tokens.setValue(8)
         panel.seed.lock(1)
         yield sleep(100)
+        yield enabled(panel.generate_button)
         panel.generate_button.click()  # warm: loads the model
         yield job_done(window.jobs, "text")
         _cached_model(services).model.generation_config.eos_token_id = None
@@ -312,6 +336,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
             cpu_ms["raw_thread"].append(raw_cpu["thread"] * 1000 / count)
             cpu_ms["raw_process"].append(raw_cpu["process"] * 1000 / count)
             yield sleep(50)
+            yield enabled(panel.generate_button)
             panel.seed.lock(seed)
             if counter is not None:
                 counter.counting = True
@@ -422,6 +447,7 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
         panel.count.setValue(1)
         panel.steps.setValue(2)
         panel.seed.lock(1)
+        yield enabled(panel.generate_button)
         panel.generate_button.click()
         yield job_done(window.jobs, "image")
         raw(2, 0)
@@ -432,6 +458,7 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
             raw_steps.append(raw(args.steps, seed) / args.steps)
             cpu["raw"].append((_process_cpu() - process) / args.steps)
             yield sleep(50)
+            yield enabled(panel.generate_button)
             panel.seed.lock(seed)
             start, process = time.perf_counter(), _process_cpu()
             panel.generate_button.click()
@@ -495,6 +522,7 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
         panel.top_k.setValue(250)
         panel.duration.setValue(0.5)
         panel.seed.lock(1)
+        yield enabled(panel.generate_button)
         panel.generate_button.click()
         yield job_done(window.jobs, "music")
         raw(0.5, 0)
@@ -505,6 +533,7 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
             raw_rates.append(raw(args.seconds, seed))
             cpu["raw"].append((_process_cpu() - process) / args.seconds)
             yield sleep(50)
+            yield enabled(panel.generate_button)
             panel.seed.lock(seed)
             start, process = time.perf_counter(), _process_cpu()
             panel.generate_button.click()
