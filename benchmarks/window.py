@@ -209,12 +209,13 @@ class EventCounter:
 
 
 def build_llama100m(folder: Path) -> Path:
-    """A ~100 M-parameter Llama (random weights, the tiny model's tokenizer and chat template)."""
+    """A ~100 M-parameter Llama (random weights, the tiny model's tokenizer). A base model, like the
+    starter: with a chat template the Text tab is a chat, whose Send needs a conversation."""
     import tiny_models
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tiny_models.build_tiny_causal_lm(folder)
+    tiny_models.build_tiny_causal_lm(folder, chat_template=False)
     vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
     torch.manual_seed(0)
     config = LlamaConfig(
