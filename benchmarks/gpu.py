@@ -6,6 +6,8 @@
   Target: compiled ≥ 2× default.
 - music: MusicGen-small's architecture (decoder 1024 × 24 layers, T5-base text encoder, 32 kHz
   EnCodec) through Studio's music engine: seconds of audio per second.
+- relaunch: the first compiled SD-1.5 image in a relaunched process (compile caches filled by an
+  earlier one) ÷ an uncompiled first image (``benchmarks/compile_relaunch.py``). Target: ≤ 2.
 - memory: peak GPU memory (``torch.cuda.max_memory_allocated``) of SD 1.5 at 512² and SDXL at
   1024² in low-memory mode (CPU offload, tiled VAE). Targets: 4 GB and 8 GB.
 
@@ -239,12 +241,19 @@ def measure(args: argparse.Namespace) -> dict:
             )
         if "text" in only:
             keep(text_rates(build_text_model(work / "llama-1b-arch", args.small), 32 if args.small else 256, 3))
+        if "relaunch" in only:  # the first compiled image after a relaunch, each run its own process
+            from benchmarks import compile_relaunch
+
+            options = ["--small", "--size", "128", "--steps", "4"] if args.small else []
+            keep(compile_relaunch.measure(compile_relaunch.build_parser().parse_args(options)))
     return result
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="memory,music,text", help="comma-separated: memory, music, text")
+    parser.add_argument(
+        "--only", default="memory,music,text,relaunch", help="comma-separated: memory, music, text, relaunch"
+    )
     parser.add_argument("--small", action="store_true", help="shrunken models: a smoke run for any machine")
     parser.add_argument("--out", type=Path, help="also write the results here as JSON (after each measurement)")
     parser.add_argument("--work", type=Path, help="folder for the built models (default: a temp folder)")

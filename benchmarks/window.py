@@ -62,7 +62,8 @@ class Script:
 
     def _step(self, value: Any) -> None:
         try:
-            waiter = self.steps.send(value)
+            # A waiter that gave up hands back an exception: raised where the script waited.
+            waiter = self.steps.throw(value) if isinstance(value, BaseException) else self.steps.send(value)
         except StopIteration:
             self.app.quit()
             return
@@ -99,6 +100,28 @@ def job_done(jobs, owner: str) -> Waiter:
                 done(job)
 
         jobs.changed.connect(changed)
+
+    return wait
+
+
+def enabled(widget, timeout_s: float = 120.0) -> Waiter:
+    """Waits (checking every 20 ms) until ``widget`` is enabled: a tab's Generate button comes on once
+    the model's description has arrived, which on a loaded machine can take longer than any fixed
+    pause (a click on the disabled button did nothing and the run waited forever)."""
+    from PySide6.QtCore import QTimer
+
+    def wait(done: Callable[[Any], None]) -> None:
+        deadline = time.monotonic() + timeout_s
+
+        def check() -> None:
+            if widget.isEnabled():
+                done(None)
+            elif time.monotonic() > deadline:
+                done(TimeoutError(f"{widget.text()!r} stayed disabled for {timeout_s:.0f} s"))
+            else:
+                QTimer.singleShot(20, check)
+
+        check()
 
     return wait
 
@@ -186,12 +209,13 @@ class EventCounter:
 
 
 def build_llama100m(folder: Path) -> Path:
-    """A ~100 M-parameter Llama (random weights, the tiny model's tokenizer and chat template)."""
+    """A ~100 M-parameter Llama (random weights, the tiny model's tokenizer). A base model, like the
+    starter: with a chat template the Text tab is a chat, whose Send needs a conversation."""
     import tiny_models
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tiny_models.build_tiny_causal_lm(folder)
+    tiny_models.build_tiny_causal_lm(folder, chat_template=False)
     vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -209,7 +233,15 @@ def build_llama100m(folder: Path) -> Path:
     return folder
 
 
-def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
+def _process_cpu() -> float:
+    """CPU seconds of every thread of this process (torch's own pool included)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _raw_text(model, tokenizer, tokens: int, seed: int, cpu: dict[str, float] | None = None) -> tuple[float, int]:
     import torch
 
     if getattr(tokenizer, "chat_template", None):
@@ -219,7 +251,7 @@ def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
     else:
         enc = tokenizer(PROMPT, return_tensors="pt")
     torch.manual_seed(seed)
-    start = time.perf_counter()
+    start, thread0, process0 = time.perf_counter(), time.thread_time(), _process_cpu()
     with torch.inference_mode():
         out = model.generate(
             **enc,
@@ -232,6 +264,8 @@ def _raw_text(model, tokenizer, tokens: int, seed: int) -> tuple[float, int]:
             repetition_penalty=1.1,
             pad_token_id=tokenizer.pad_token_id,
         )
+    if cpu is not None:  # the calling thread's and the whole process's CPU seconds
+        cpu["thread"], cpu["process"] = time.thread_time() - thread0, _process_cpu() - process0
     return time.perf_counter() - start, int(out.shape[1] - enc["input_ids"].shape[1])
 
 
@@ -256,10 +290,20 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     shown: list[float] = []
     sent: list[float] = []
     gui_share: list[float] = []  # the GUI thread's CPU seconds per second of a tab round
+    # CPU milliseconds per token written: far less moved by other processes on the machine than
+    # wall time. "thread": the thread calling generate() (raw: this one; tab: the worker, read by
+    # a listener on the worker thread at the job's start and end); "process": every thread.
+    cpu_ms: dict[str, list[float]] = {"raw_thread": [], "raw_process": [], "tab_thread": [], "tab_process": []}
+    cpu_ms["tab_gui"] = []
+    worker_cpu: dict[str, float] = {}
 
     def on_worker_event(event) -> None:  # the worker thread: when the first chunk leaves it
         if event.kind.value == "preview" and not sent:
             sent.append(time.perf_counter())
+        if event.kind.value == "started":
+            worker_cpu["start"] = time.thread_time()
+        elif event.is_terminal and "start" in worker_cpu:
+            worker_cpu["used"] = time.thread_time() - worker_cpu.pop("start")
 
     services.worker.subscribe(on_worker_event)
     panel.output.textChanged.connect(lambda: shown.append(time.perf_counter()))
@@ -279,6 +323,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         panel.max_tokens.setValue(8)
         panel.seed.lock(1)
         yield sleep(100)
+        yield enabled(panel.generate_button)
         panel.generate_button.click()  # warm: loads the model
         yield job_done(window.jobs, "text")
         _cached_model(services).model.generation_config.eos_token_id = None
@@ -286,13 +331,18 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         panel.max_tokens.setValue(args.tokens)
         for round_index in range(args.rounds):
             seed = 100 + round_index
-            seconds, count = _raw_text(model, tokenizer, args.tokens, seed)
+            raw_cpu: dict[str, float] = {}
+            seconds, count = _raw_text(model, tokenizer, args.tokens, seed, raw_cpu)
             raw_rates.append(count / seconds)
+            cpu_ms["raw_thread"].append(raw_cpu["thread"] * 1000 / count)
+            cpu_ms["raw_process"].append(raw_cpu["process"] * 1000 / count)
             yield sleep(50)
+            yield enabled(panel.generate_button)
             panel.seed.lock(seed)
             if counter is not None:
                 counter.counting = True
-            start, gui_cpu = time.perf_counter(), time.thread_time()
+            worker_cpu.clear()
+            start, gui_cpu, process_cpu = time.perf_counter(), time.thread_time(), _process_cpu()
             if args.via == "worker":  # a baseline: the job straight to the worker, no tab owns it
                 services.worker.submit(panel.build_request())
             else:
@@ -301,11 +351,17 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
             sent.clear()
             job = yield job_done(window.jobs, "" if args.via == "worker" else "text")
             elapsed = time.perf_counter() - start
-            gui_share.append((time.thread_time() - gui_cpu) / elapsed)
+            gui_used, process_used = time.thread_time() - gui_cpu, _process_cpu() - process_cpu
+            gui_share.append(gui_used / elapsed)
             if counter is not None:
                 counter.counting = False
             assert job.state.value == "finished", job.error
-            tab_rates.append(int(job.info["tokens"]) / elapsed)
+            written = int(job.info["tokens"])
+            tab_rates.append(written / elapsed)
+            cpu_ms["tab_process"].append(process_used * 1000 / written)
+            cpu_ms["tab_gui"].append(gui_used * 1000 / written)
+            if "used" in worker_cpu:
+                cpu_ms["tab_thread"].append(worker_cpu["used"] * 1000 / written)
             if sent and shown:
                 lags.append((shown[0] - sent[0]) * 1000)
                 span = shown[-1] - shown[0]
@@ -328,10 +384,23 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         f"{prefix}_updates_per_s": round(statistics.median(update_rates), 1) if update_rates else None,
         f"{prefix}_params_m": round(params / 1e6, 1),
         f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
+        **_cpu_figures(prefix, cpu_ms),
+        f"{prefix}_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
         "tokens": args.tokens,
         "rounds": args.rounds,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _cpu_figures(prefix: str, cpu_ms: dict[str, list[float]]) -> dict:
+    """Medians of the CPU milliseconds per token, and tab ÷ raw of each (1.0: no extra CPU per token)."""
+    med = {key: statistics.median(values) for key, values in cpu_ms.items() if values}
+    out = {f"{prefix}_cpu_ms_per_token": {key: round(value, 3) for key, value in med.items()}}
+    if "raw_process" in med and "tab_process" in med:
+        out[f"{prefix}_cpu_per_token_ratio"] = round(med["tab_process"] / med["raw_process"], 4)
+    if "raw_thread" in med and "tab_thread" in med:
+        out[f"{prefix}_thread_cpu_per_token_ratio"] = round(med["tab_thread"] / med["raw_thread"], 4)
+    return out
 
 
 # -- image and music ----------------------------------------------------------------------------
@@ -354,6 +423,7 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
     prompt = "a lighthouse on a cliff at dusk"
     raw_steps: list[float] = []
     tab_steps: list[float] = []
+    cpu: dict[str, list[float]] = {"raw": [], "tab": []}  # process CPU seconds per step, all threads
 
     def raw(steps: int, seed: int) -> float:
         start = time.perf_counter()
@@ -378,20 +448,25 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
         panel.count.setValue(1)
         panel.steps.setValue(2)
         panel.seed.lock(1)
+        yield enabled(panel.generate_button)
         panel.generate_button.click()
         yield job_done(window.jobs, "image")
         raw(2, 0)
         panel.steps.setValue(args.steps)
         for round_index in range(args.rounds):
             seed = 100 + round_index
+            process = _process_cpu()
             raw_steps.append(raw(args.steps, seed) / args.steps)
+            cpu["raw"].append((_process_cpu() - process) / args.steps)
             yield sleep(50)
+            yield enabled(panel.generate_button)
             panel.seed.lock(seed)
-            start = time.perf_counter()
+            start, process = time.perf_counter(), _process_cpu()
             panel.generate_button.click()
             job = yield job_done(window.jobs, "image")
             assert job.state.value == "finished", job.error
             tab_steps.append((time.perf_counter() - start) / args.steps)
+            cpu["tab"].append((_process_cpu() - process) / args.steps)
 
     Script(app, steps()).run()
     window.shutdown()
@@ -400,6 +475,9 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
         "window_image_raw_s_per_step": round(raw_s, 4),
         "window_image_tab_s_per_step": round(tab_s, 4),
         "window_image_ratio": round(raw_s / tab_s, 4),
+        "window_image_ratio_spread": [round(r / t, 3) for r, t in zip(raw_steps, tab_steps, strict=True)],
+        "window_image_cpu_s_per_step": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
+        "window_image_cpu_per_step_ratio": round(statistics.median(cpu["tab"]) / statistics.median(cpu["raw"]), 4),
         "size": args.size,
         "steps": args.steps,
         "rounds": args.rounds,
@@ -423,6 +501,7 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
     prompt = "slow piano with soft strings"
     raw_rates: list[float] = []
     tab_rates: list[float] = []
+    cpu: dict[str, list[float]] = {"raw": [], "tab": []}  # process CPU seconds per second of audio
 
     def raw(seconds: float, seed: int) -> float:
         frame_rate = model.audio_encoder.config.frame_rate
@@ -444,20 +523,26 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
         panel.top_k.setValue(250)
         panel.duration.setValue(0.5)
         panel.seed.lock(1)
+        yield enabled(panel.generate_button)
         panel.generate_button.click()
         yield job_done(window.jobs, "music")
         raw(0.5, 0)
         panel.duration.setValue(args.seconds)
         for round_index in range(args.rounds):
             seed = 100 + round_index
+            process = _process_cpu()
             raw_rates.append(raw(args.seconds, seed))
+            cpu["raw"].append((_process_cpu() - process) / args.seconds)
             yield sleep(50)
+            yield enabled(panel.generate_button)
             panel.seed.lock(seed)
-            start = time.perf_counter()
+            start, process = time.perf_counter(), _process_cpu()
             panel.generate_button.click()
             job = yield job_done(window.jobs, "music")
             assert job.state.value == "finished", job.error
-            tab_rates.append(float(job.items[0].record.output["duration_s"]) / (time.perf_counter() - start))
+            audio_s = float(job.items[0].record.output["duration_s"])
+            tab_rates.append(audio_s / (time.perf_counter() - start))
+            cpu["tab"].append((_process_cpu() - process) / audio_s)
 
     Script(app, steps()).run()
     window.shutdown()
@@ -466,6 +551,9 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
         "window_music_raw_audio_s_per_s": round(raw_r, 3),
         "window_music_tab_audio_s_per_s": round(tab_r, 3),
         "window_music_ratio": round(tab_r / raw_r, 4),
+        "window_music_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
+        "window_music_cpu_s_per_audio_s": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
+        "window_music_cpu_ratio": round(statistics.median(cpu["tab"]) / statistics.median(cpu["raw"]), 4),
         "seconds": args.seconds,
         "rounds": args.rounds,
     }
@@ -485,7 +573,9 @@ def look():
     if not windows:
         QTimer.singleShot(2, look)
         return
-    print("shown", flush=True)
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print("shown", usage.ru_utime + usage.ru_stime, flush=True)  # CPU seconds until shown, every thread
     window = windows[0]
     loading = window.services.worker.busy
     from PySide6.QtTest import QTest
@@ -506,6 +596,7 @@ def measure_startup(args: argparse.Namespace, tmp: Path) -> dict:
     if not env.get("DISPLAY"):
         env["QT_QPA_PLATFORM"] = "offscreen"
     times: list[float] = []
+    cpu_times: list[float] = []  # the process's CPU seconds until the window showed: less moved by load
     typing: list[tuple[bool, bool, float]] = []
     for round_index in range(args.rounds + 1):  # the first writes the settings and shows the welcome
         start = time.perf_counter()
@@ -522,11 +613,14 @@ def measure_startup(args: argparse.Namespace, tmp: Path) -> dict:
             words = line.split()
             if words[:1] == ["shown"] and round_index:
                 times.append(time.perf_counter() - start)
+                cpu_times.append(float(words[1]))
             elif words[:1] == ["typed"] and round_index:
                 typing.append((words[1] == "True", words[2] == "True", float(words[3])))
         process.wait(60)
     return {
         "startup_app_window_s": round(statistics.median(times), 3),
+        "startup_app_window_cpu_s": round(statistics.median(cpu_times), 3),
+        "startup_app_window_spread_s": [round(t, 3) for t in times],
         "startup_prompt_typed": all(t[0] for t in typing),
         "startup_engines_loading_when_typed": sum(t[1] for t in typing) / max(1, len(typing)),
         "startup_typing_ms": round(statistics.median(t[2] for t in typing), 1),

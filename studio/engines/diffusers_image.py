@@ -28,6 +28,7 @@ from studio.core.files import file_sha256, first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import ImageRequest
+from studio.engines import compile_cache
 from studio.engines.adapters import adapter_records, prepare_image_job
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, free_memory_bytes, library_versions
@@ -70,6 +71,8 @@ class LoadedPipeline:
     notes: list[str] = field(default_factory=list)
     adapters: Any = None  # the LoRAs and embeddings loaded into it (``studio.engines.adapters``)
     inpaint: Any = None  # the inpainting pipeline over the same components, built when first asked for
+    compile_cache_file: Any = None  # where torch.compile's artifacts for this model are kept (compile_cache)
+    compiled_shapes: set[tuple[int, ...]] = field(default_factory=set)  # sizes compiled (and saved) so far
 
     @property
     def native_size(self) -> int:
@@ -195,6 +198,11 @@ class DiffusersImageEngine:
         if loaded.device.device != "cuda":
             loaded.notes.append("torch.compile is used on CUDA only")
             return
+        loaded.compile_cache_file = compile_cache.artifact_file(
+            str(loaded.spec.path), loaded.device.name, loaded.device.dtype_name
+        )
+        if compile_cache.load(loaded.compile_cache_file):
+            loaded.notes.append("compiled kernels of an earlier run are reused")
         for name in ("unet", "transformer"):
             denoiser = getattr(loaded.pipe, name, None)
             if denoiser is None:
@@ -264,6 +272,10 @@ class DiffusersImageEngine:
         elapsed = time.perf_counter() - started
         if ctx.cancelled:
             raise JobCancelled()
+        shape = (request.width, request.height, request.count)
+        if loaded.compiled and shape not in loaded.compiled_shapes:  # a size compiled for the first time
+            loaded.compiled_shapes.add(shape)
+            compile_cache.save(loaded.compile_cache_file)
         images = np.clip(np.round(np.asarray(result.images) * 255), 0, 255).astype(np.uint8)
         outputs = [
             GeneratedOutput(

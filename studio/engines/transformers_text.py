@@ -21,6 +21,7 @@ from studio.core.files import first_line
 from studio.core.models import ModelSpec
 from studio.core.outputs import EngineResult, GeneratedOutput
 from studio.core.requests import TextRequest
+from studio.engines import compile_cache
 from studio.engines.adapters import adapter_records, apply_text_lora
 from studio.engines.base import RunContext, model_info
 from studio.engines.devices import DeviceChoice, library_versions
@@ -35,6 +36,8 @@ class LoadedTextModel:
     device: DeviceChoice
     model: Any
     tokenizer: Any
+    compile_cache_file: Any = None  # torch.compile's artifacts for this model, when it compiles (compile_cache)
+    compile_cache_saved: bool = False
 
     @property
     def context_length(self) -> int | None:
@@ -63,20 +66,26 @@ class _CancelCriteria(StoppingCriteria):
 class _EventStreamer(BaseStreamer):
     """Turns new token ids into text chunks as soon as they decode to whole characters.
 
-    Each step decodes only a short window — the ids of the previous chunk as context, then the new
-    ones — and sends the difference: tokenizers that drop a leading space at the start of a decode
-    (SentencePiece) still get it right, and a long line costs the same per token as a short one
-    (decoding everything since the last line break made each token slower as the line grew).
+    Each step decodes one short window — a few ids already sent, as context, then the new ones —
+    and sends what the window's text has beyond the context's: tokenizers that drop a leading space
+    at the start of a decode (SentencePiece) still get it right, and a long text costs the same per
+    token as a short one (decoding everything since the last line break made each token slower as
+    the line grew). The context's text is the window's text as last sent, so a step costs one
+    decode; only when the window has grown past ``window`` ids does it restart at the last chunk
+    boundary (one decode more, every ``window`` tokens or so).
     """
 
-    def __init__(self, tokenizer: Any, ctx: RunContext, total: int) -> None:
+    def __init__(self, tokenizer: Any, ctx: RunContext, total: int, *, window: int = 16) -> None:
         self._tokenizer = tokenizer
         self._ctx = ctx
         self._total = total
+        self._window = window
         self._prompt_seen = False
         self._ids: list[int] = []
-        self._prefix = 0  # where the context window starts
+        self._prefix = 0  # where the decoded window starts: always where an earlier chunk ended
         self._read = 0  # ids before this are sent
+        self._last_chunk_at = 0  # where the last chunk began (a boundary to restart the window at)
+        self._context = ""  # the text of ids[_prefix:_read]
         self.tokens = 0
         self.chunks: list[str] = []
         self.first_token_at: float | None = None
@@ -96,14 +105,19 @@ class _EventStreamer(BaseStreamer):
         self._flush(final=True)
 
     def _flush(self, *, final: bool) -> None:
-        decode = self._tokenizer.decode
-        context = decode(self._ids[self._prefix : self._read], skip_special_tokens=True)
-        text = decode(self._ids[self._prefix :], skip_special_tokens=True)
-        if len(text) <= len(context) or (text.endswith("\ufffd") and not final):
+        if self._read - self._prefix > self._window and self._last_chunk_at > self._prefix:
+            # Restart the window at the last chunk's start: the context is then that chunk's ids.
+            self._prefix = self._last_chunk_at
+            self._context = self._decode(self._prefix, self._read)
+        text = self._decode(self._prefix, len(self._ids))
+        if len(text) <= len(self._context) or (text.endswith("\ufffd") and not final):
             self._ctx.progress(self.tokens, self._total)  # nothing whole to show yet (half a character)
             return
-        self._send(text[len(context) :])
-        self._prefix, self._read = self._read, len(self._ids)
+        self._send(text[len(self._context) :])
+        self._last_chunk_at, self._read, self._context = self._read, len(self._ids), text
+
+    def _decode(self, start: int, stop: int) -> str:
+        return str(self._tokenizer.decode(self._ids[start:stop], skip_special_tokens=True))
 
     def _send(self, chunk: str) -> None:
         if chunk:
@@ -154,6 +168,10 @@ class TransformersTextEngine:
             # forward in torch.compile by hand failed on an H100: a CUDA graph run overwrote the logits
             # the sampler still read.
             model.generation_config.cache_implementation = "static"
+            loaded = LoadedTextModel(spec, device, model, tokenizer)
+            loaded.compile_cache_file = compile_cache.artifact_file(str(spec.path), device.name, device.dtype_name)
+            compile_cache.load(loaded.compile_cache_file)  # kernels of an earlier run, before the first compile
+            return loaded
         return LoadedTextModel(spec, device, model, tokenizer)
 
     def unload(self, loaded: LoadedTextModel) -> None:
@@ -205,6 +223,8 @@ class TransformersTextEngine:
                 **kwargs,
             )
         elapsed = time.perf_counter() - started
+        if loaded.compile_cache_file is not None and not loaded.compile_cache_saved:
+            loaded.compile_cache_saved = compile_cache.save(loaded.compile_cache_file)  # after the first compile
         stopped = ctx.cancelled
         tokens = streamer.tokens
         first_ms = (streamer.first_token_at - started) * 1000 if streamer.first_token_at else None

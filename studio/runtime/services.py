@@ -12,6 +12,7 @@ from studio.core.errors import StudioError
 from studio.core.models import ModelSpec
 from studio.core.paths import StudioPaths, resources_dir
 from studio.core.settings import Settings
+from studio.engines import compile_cache
 from studio.engines.fingerprint import WeightFingerprints
 from studio.engines.library import ModelCatalog
 from studio.gallery.credentials import ContentCredentials
@@ -97,6 +98,7 @@ def installed_models_folder(settings: Settings) -> Path | None:
 
 def open_services(paths: StudioPaths) -> Services:
     paths.ensure()
+    compile_cache.configure(paths.cache)  # before torch compiles anything: kernels survive a relaunch
     settings = Settings.load(paths.settings_file)
     store = GalleryStore(
         gallery_location(paths, settings),

@@ -34,6 +34,7 @@ from studio.ui.panel_base import GenerationPanel, SpinBox, set_text
 from studio.ui.widgets.adapter_list import TextLoraPicker
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
 from studio.ui.widgets.model_picker import ModelPicker
+from studio.ui.widgets.readout import Readout
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -161,7 +162,7 @@ class TextPanel(GenerationPanel):
         self.output.setAccessibleName("generated text")
         self.output.setToolTip("The generated text; it streams in as the model writes.")
         self.output.setPlaceholderText("Generated text appears here as it is written.")
-        self.stats = QLabel("")
+        self.stats = Readout("")  # re-set 4×/s while text streams: must not relayout the window
         self.stats.setAccessibleName("speed")
         self.stats.setToolTip("Tokens written and tokens per second")
         self.stopped_note = QLabel("")
@@ -478,7 +479,7 @@ class TextPanel(GenerationPanel):
         if first is not None:
             text += f" · first token {float(first):.0f} ms"
         self._speed_shown_at = time.perf_counter()
-        set_text(self.stats, text + (" …" if running else ""))
+        self.stats.setText(text + (" …" if running else ""))  # repaints only when the text changed
 
     def _add_history(self, item: GalleryItem, body: str) -> None:
         entry = QListWidgetItem(f"{item.record.prompt[:40]!s} → {body[:60]!s}".replace("\n", " "))
