@@ -35,6 +35,12 @@ TARGETS = {
     "idle_cpu_percent": (0.5, "<="),
     "cluster_overhead_per_job_ms": (50, "<="),
     "ace_step_rate_ratio": (0.97, ">="),
+    # Issue 21: Studio's training loops vs plain peft/torch/diffusers loops, same model and data
+    "train_text_tiny_full_ratio": (0.95, ">="),
+    "train_text_tiny_lora_ratio": (0.95, ">="),
+    "train_text_starter_full_ratio": (0.95, ">="),
+    "train_text_starter_lora_ratio": (0.95, ">="),
+    "training_image_ratio": (0.95, ">="),
     # With --gpu (benchmarks/gpu.py): the text compile path and the first compiled image after a relaunch
     "text_compile_speedup": (2.0, ">="),
     "compile_relaunch_ratio": (2.0, "<="),
@@ -103,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         ("responsiveness", ["--rounds", "2"] if quick else []),
         ("gallery_scale", ["--items", "100000", "--rounds", "5" if quick else "20"]),
         ("ace_step", ["--rounds", "2"] if quick else []),
+        ("training_text", ["--models", "tiny", "--rounds", "3"] if quick else []),
+        ("training_image", ["--rounds", "3", "--steps", "20"] if quick else ["--rounds", "4"]),
+        ("training_shift", ["--quick"] if quick else []),
     ]
     plan += [("window", [*part, *(fast if quick else full)]) for part, full, fast in _WINDOW_PARTS]
     import importlib.util
