@@ -23,6 +23,8 @@ def welcome_text(services) -> str:
         "(Model manager) says what it was trained on and how well it does.</p>"
         "<p>Add more with <b>Models ▸ Model manager…</b> (Add folder…), or <code>studio models add FOLDER</code>. "
         "Your own models are chosen before the starters.</p>"
+        "<p>The <b>Train</b> tab teaches a model your own work — your tunes, your writing, your pictures "
+        "(those on a GPU) — and everything it makes afterwards says what it learned from.</p>"
         f"<p>Everything you make is saved with its full provenance in <code>{services.store.root}</code> "
         f"and shown in the Gallery tab; the log is in <code>{services.paths.logs}</code>.</p>"
         "<p>Ctrl+Enter generates, Esc cancels, Ctrl+1…5 switch tabs, Ctrl+F searches the gallery.</p>"
