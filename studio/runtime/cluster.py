@@ -120,13 +120,14 @@ def _node_class(ray: Any) -> Any:
             settings = Settings.load(paths.settings_file)
             self.name = name
             self.catalog = _LiveCatalog(settings)
+            self.fingerprints = WeightFingerprints(paths.cache / "weight-digests.json")
             self.worker = Worker(
                 store=_ReturningStore(),
                 catalog=self.catalog,
                 runtime_options=lambda: {
                     key: settings.get(key) for key in ("device", "memory_mode", "compile_models", "precision")
                 },
-                fingerprints=WeightFingerprints(paths.cache / "weight-digests.json"),
+                fingerprints=self.fingerprints,
             )
             self.events: collections.deque[JobEvent] = collections.deque()
             self.worker.subscribe(self.events.append)
@@ -135,13 +136,20 @@ def _node_class(ray: Any) -> Any:
             node_id = ray.get_runtime_context().get_node_id()
             return {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "node_id": node_id}
 
-        def run(self, request_data: dict[str, Any], progress: Any, job_id: str) -> dict[str, Any]:
+        def run(
+            self, request_data: dict[str, Any], progress: Any, job_id: str, identity: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
+            from studio.runtime.model_identity import find_model
+
             model = str(request_data.get("model", ""))
-            if model and not Path(model).exists():
-                # Another machine: the model by its folder or file name, from this node's own library.
-                request_data = {**request_data, "model": Path(model).name}
             request = request_from_dict(request_data)
             try:
+                if model and not Path(model).exists():
+                    # Another machine: the model by what it is (repo id, name, weights' sha256), found
+                    # in this node's own library.
+                    kinds = getattr(request, "model_kinds", (request.kind,))
+                    found = find_model(self.catalog, self.fingerprints, identity or {"name": Path(model).name}, kinds)
+                    request = request_from_dict({**request_data, "model": found})
                 self.catalog.resolve(request.model)
             except StudioError as exc:  # another node may have it: the client decides
                 return {"kind": "missing_model", "error": str(exc), "saved": [], "node": self.describe()}
@@ -221,6 +229,8 @@ class ClusterJob:
     # Nodes (Ray node ids) that said they lack the model, with what they said.
     lacking: dict[str, str] = field(default_factory=dict)
     started: bool = False
+    # What the model is (name, weights' sha256, hub repo id): a node finds it in its own library by it.
+    identity: dict[str, str] | None = None
     seq: int = field(default_factory=lambda: next(_SEQUENCE))
 
 
@@ -267,6 +277,12 @@ class ClusterWorker:
         self._stopping = False
         self._started_ray = False
         self.lost = ""  # why the cluster is gone, once it is
+        # The weights' digests of this machine's models, for the identity each job carries to a node
+        # (kept in memory: the local worker's cache file belongs to it).
+        from studio.engines.fingerprint import WeightFingerprints
+
+        self._fingerprints = WeightFingerprints(None)
+        self._identities: dict[str, dict[str, str]] = {}
         if not ray.is_initialized():
             self._init_ray(address, workers)
             self._started_ray = True
@@ -474,6 +490,7 @@ class ClusterWorker:
     def _step(self) -> bool:
         """One round of scheduling; False once stopping."""
         started: list[ClusterJob] = []
+        self._identify_queued()
         with self._cond:
             if self._stopping:
                 return False
@@ -532,6 +549,20 @@ class ClusterWorker:
             self._finish(job, answer)
         return True
 
+    def _identify_queued(self) -> None:
+        """Name the model of each newly queued job by what it is, outside the lock (hashing weights the
+        first time takes a while; ``submit`` is called from the window)."""
+        from studio.runtime.model_identity import model_identity
+
+        with self._cond:
+            unnamed = [job for job in self._queue if job.request is not None and job.identity is None]
+        for job in unnamed:
+            assert job.request is not None
+            ref = job.request.model
+            if ref not in self._identities:
+                self._identities[ref] = model_identity(ref, self._fingerprints)
+            job.identity = self._identities[ref]
+
     def _assign(self) -> list[ClusterJob]:
         """Give each free, ready actor the first queued job (up to the next task) its node may run.
         Called holding the lock; returns the jobs started for the first time."""
@@ -542,12 +573,12 @@ class ClusterWorker:
             for job in self._queue:
                 if job.task is not None:
                     break
-                if actor.node.get("node_id") in job.lacking:
+                if actor.node.get("node_id") in job.lacking or job.identity is None:
                     continue
                 self._queue.remove(job)
                 assert job.request is not None
                 actor.job = job
-                actor.ref = actor.handle.run.remote(job.request.to_dict(), self._progress, job.id)
+                actor.ref = actor.handle.run.remote(job.request.to_dict(), self._progress, job.id, job.identity)
                 if not job.started:
                     job.started = True
                     job.task_info = {"node": actor.name}
