@@ -228,7 +228,7 @@ def test_the_melody_starter_fine_tuned_on_your_tunes_and_a_gallery_tune(tmp_path
     assert model["metadata"][TRAINING_INGREDIENT]["rights"] == "my own tunes"
     report = verify_file(tune.path, services.store.credentials)
     assert report.ok, report.problems
-    assert f"a music made with My Waltzes, trained by you on 7 files (digest {result['data_digest'][:12]}…)" in (
+    assert f"music made with My Waltzes, trained by you on 7 files (digest {result['data_digest'][:12]}…)" in (
         report.summary
     )
 

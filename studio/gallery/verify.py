@@ -193,15 +193,15 @@ def _describe(path: Path, report: VerifyReport) -> None:
             base = f"a regeneration of {derived.get('id', '?')}"
         elif operation.get("action") not in ("c2pa.transcoded", None):
             source = derived.get("id") or derived.get("file") or "?"
-            base = f"{_article(record.kind)} {record.kind} made by {operation.get('task') or 'editing'} {source}"
+            base = f"{_an_output(record.kind)} made by {operation.get('task') or 'editing'} {source}"
         parent_sha = str(derived.get("sha256", ""))[:12]
         base += f" (original sha256 {parent_sha}…)" if parent_sha else ""
     else:
         model = record.model.get("name") or record.model.get("id") or "?"
-        base = f"{_article(record.kind)} {record.kind} made with {model}"
+        base = f"{_an_output(record.kind)} made with {model}"
     report.lineage = lineage_phrases(record)
     if report.lineage and not derived:
-        base = f"{_article(record.kind)} {record.kind} made with {' and '.join(report.lineage)}"
+        base = f"{_an_output(record.kind)} made with {' and '.join(report.lineage)}"
     elif report.lineage:
         report.notes.append(f"made with {' and '.join(report.lineage)}")
     if report.tampered or report.problems:
@@ -366,3 +366,8 @@ def _signable() -> tuple[str, ...]:
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
+
+
+def _an_output(kind: str) -> str:
+    """How a summary names an output of ``kind``: "an image", "a text", "music" (not "a music")."""
+    return kind if kind == "music" else f"{_article(kind)} {kind}"
