@@ -241,6 +241,7 @@ class ModelManager(QDialog):
             + ("ready to use." if spec.runnable else f"cannot run: {spec.reason}.")
             + f"\n{spec.path}"
             + (f"\n{adapter_summary(spec)}" if adapter_summary(spec) else "")
+            + (f"\n{training_summary(spec)}" if training_summary(spec) else "")
         )
         show_card(self.card, spec.path)
 
@@ -405,3 +406,21 @@ class ModelManager(QDialog):
         except OSError as exc:
             self.status.setText(f"Could not save the settings: {exc}")
         self.models_changed.emit()
+
+
+def training_summary(spec: ModelSpec) -> str:
+    """What a model or adapter trained in Studio learned from, as its card says: one line, or ""."""
+    training = spec.details.get("training")
+    if not isinstance(training, dict) or not training.get("data_digest"):
+        return ""
+    lineage: dict[str, Any] = training["lineage"] if isinstance(training.get("lineage"), dict) else {}
+    who = "you" if lineage.get("trained_by", "user") == "user" else str(lineage.get("trained_by"))
+    files = int(training.get("files") or 0)
+    base: dict[str, Any] = training["base"] if isinstance(training.get("base"), dict) else {}
+    noun = "file" if files == 1 else "files"
+    line = f"Trained by {who} on {files:,} {noun} (data digest {str(training['data_digest'])[:12]}…)"
+    if base.get("name"):
+        line += f" from {base['name']}"
+    if training.get("rights"):
+        line += f"; rights: {training['rights']}"
+    return line + "."
