@@ -130,8 +130,11 @@ def test_a_cluster_out_of_reach_falls_back_or_stops_as_chosen(services):
     failed = log.wait_end(stopping.submit(_fox(3)), 30)
     assert failed.kind is EventKind.ERROR and "The queue stopped" in failed.error and failed.info["cluster_lost"]
     assert stopping.where == "lost"
+    # Job 3 may have been held by the router's first attempt or have started a second one (when that
+    # attempt had already failed): either way the next job tries the cluster once more.
+    tried = len(calls)
     again = log.wait_end(stopping.submit(_fox(4)), 30)  # the next job tries the cluster again
-    assert again.kind is EventKind.ERROR and len(calls) == 3
+    assert again.kind is EventKind.ERROR and len(calls) == tried + 1
     assert services.store.count() == 2
 
 
