@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from studio.core.errors import StudioError
 from studio.core.models import ModelSpec
+from studio.core.training import TrainRequest
+from studio.engines.training.base import TrainingPlan
 
 # Formats Studio can run but not train, with the reason a person can act on.
 _WHY_NOT = {
@@ -38,3 +40,34 @@ def check_trainable(base: ModelSpec, medium: str, formats: tuple[str, ...], what
         raise StudioError(f"{base.name} is {article} {base.kind} model; the {medium} trainer teaches {what}")
     known = base.format or "an unknown format"
     raise StudioError(f"{base.name} ({known}) cannot be trained here: the {medium} trainer teaches {what}")
+
+
+def language_model_plan(
+    request: TrainRequest,
+    method: str,
+    steps: int,
+    seq_len: int,
+    prompts: tuple[str, ...],
+    notes: list[str],
+    learning_rate: float,
+) -> TrainingPlan:
+    """The plan of a text or melody run: the request's settings, the trainer's defaults where it left 0
+    (samples four times a run, a checkpoint every fifth of it within 10…100 steps; rank and alpha for
+    LoRA only)."""
+    lora = method == "lora"
+    return TrainingPlan(
+        method=method,
+        steps=steps,
+        learning_rate=request.learning_rate or learning_rate,
+        batch_size=request.batch_size,
+        seed=request.seed,
+        rank=request.rank if lora else 0,
+        alpha=(request.alpha or float(request.rank)) if lora else 0.0,
+        seq_len=seq_len,
+        epochs=request.epochs,
+        sample_every=request.sample_every or max(1, steps // 4),
+        checkpoint_every=request.checkpoint_every or max(10, min(100, steps // 5)),
+        sample_prompts=prompts,
+        gradient_checkpointing=request.gradient_checkpointing,
+        notes=notes,
+    )

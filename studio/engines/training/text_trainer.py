@@ -19,7 +19,7 @@ from studio.core.errors import InvalidRequest, StudioError
 from studio.core.models import ModelSpec
 from studio.core.training import DataSummary, TrainingFile, TrainingSample, TrainRequest
 from studio.engines.training.base import InspectedFile, TrainContext, TrainingOutcome, TrainingPlan
-from studio.engines.training.lm_bases import check_trainable
+from studio.engines.training.lm_bases import check_trainable, language_model_plan
 from studio.engines.training.text_data import (
     TEXT_SUFFIXES,
     opening_words,
@@ -91,22 +91,7 @@ class TextTrainer:
             steps = max(1, math.ceil(request.epochs * max(1, tokens // seq_len) / request.batch_size))
             notes.append(f"{request.epochs} epochs ≈ {steps} steps (counted exactly once the text is tokenised)")
         prompts = tuple(p for p in request.sample_prompts if p.strip()) or _data_prompts(summary)
-        return TrainingPlan(
-            method=method,
-            steps=steps,
-            learning_rate=request.learning_rate or DEFAULT_LR[method],
-            batch_size=request.batch_size,
-            seed=request.seed,
-            rank=request.rank if method == "lora" else 0,
-            alpha=(request.alpha or float(request.rank)) if method == "lora" else 0.0,
-            seq_len=seq_len,
-            epochs=request.epochs,
-            sample_every=request.sample_every or max(1, steps // 4),
-            checkpoint_every=request.checkpoint_every or max(10, min(100, steps // 5)),
-            sample_prompts=prompts,
-            gradient_checkpointing=request.gradient_checkpointing,
-            notes=notes,
-        )
+        return language_model_plan(request, method, steps, seq_len, prompts, notes, DEFAULT_LR[method])
 
     def train(
         self, base: ModelSpec, plan: TrainingPlan, summary: DataSummary, device: Any, ctx: TrainContext
