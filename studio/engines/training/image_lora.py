@@ -569,6 +569,10 @@ class LoraRun:
                 free_device_memory()
                 raise StudioError(self.out_of_memory_message()) from exc
             raise
+        return self.outcome()
+
+    def outcome(self) -> TrainingOutcome:
+        """What the run reached so far: its steps, losses and curve (a LoRA)."""
         return TrainingOutcome(
             steps=self.step,
             final_loss=self.curve[-1][1] if self.curve else 0.0,
@@ -602,15 +606,7 @@ class LoraRun:
         if plan.needs_gpu:
             note += "; a GPU takes minutes"
         plan.notes.append(note)
-        return TrainingOutcome(
-            steps=self.step,
-            final_loss=self.curve[-1][1] if self.curve else 0.0,
-            best_loss=self.best if self.curve else 0.0,
-            curve=list(self.curve),
-            device=self.device_label(),
-            result_kind="lora",
-            format="lora",
-        )
+        return self.outcome()
 
     def out_of_memory_message(self) -> str:
         plan = self.plan
