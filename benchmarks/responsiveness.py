@@ -98,7 +98,7 @@ def gui_stalls(models: dict[str, Path], data_dir: Path) -> dict:
     timer.timeout.connect(beat)
     loads: dict[str, list[float]] = {}
     finished: list = []
-    window.bridge.received.connect(lambda e: e.kind.value == "finished" and finished.append(e))
+    window.bridge.delivered.connect(lambda batch: finished.extend(e for e in batch if e.kind.value == "finished"))
     per_kind = {}
     # What is left of that loading once the window is up: measured on its own, as it happens before
     # any job, while the window idles.

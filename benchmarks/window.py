@@ -233,6 +233,25 @@ def build_llama100m(folder: Path) -> Path:
     return folder
 
 
+def in_pair_order(round_index: int, raw: Callable[[], None], tab: Callable[[], Generator]):
+    """One round of a pair: raw then the tab in even rounds, the tab then raw in odd ones, so a
+    machine that speeds up or slows down during the run favours neither side."""
+    if round_index % 2 == 0:
+        raw()
+        yield from tab()
+    else:
+        yield from tab()
+        raw()
+
+
+def paired_ratio(raw: list[float], tab: list[float], *, higher_is_faster: bool = True) -> float:
+    """The median of each round's tab ÷ raw speed. The speed of this shared machine drifts by tens of
+    per cent over seconds; a round's raw and tab runs are seconds apart, so their ratio sees far
+    less of the drift than the ratio of two medians taken over the whole run."""
+    pairs = [t / r if higher_is_faster else r / t for r, t in zip(raw, tab, strict=True)]
+    return statistics.median(pairs)
+
+
 def _process_cpu() -> float:
     """CPU seconds of every thread of this process (torch's own pool included)."""
     import resource
@@ -297,13 +316,24 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     cpu_ms["tab_gui"] = []
     worker_cpu: dict[str, float] = {}
 
+    # Where a tab round's time goes, from the worker thread's side: Generate pressed → the job
+    # started ("queue"), → its last chunk left the worker ("stream"), → finished, the text saved
+    # ("save"). Only "stream" is the model writing; the raw side has no queue and no save.
+    moments: dict[str, float] = {}
+    phases: dict[str, list[float]] = {"queue": [], "stream": [], "save": []}
+
     def on_worker_event(event) -> None:  # the worker thread: when the first chunk leaves it
-        if event.kind.value == "preview" and not sent:
-            sent.append(time.perf_counter())
+        now = time.perf_counter()
+        if event.kind.value == "preview":
+            moments["last_chunk"] = now
+            if not sent:
+                sent.append(now)
         if event.kind.value == "started":
+            moments["started"] = now
             worker_cpu["start"] = time.thread_time()
         elif event.is_terminal and "start" in worker_cpu:
             worker_cpu["used"] = time.thread_time() - worker_cpu.pop("start")
+            moments["finished"] = now
 
     services.worker.subscribe(on_worker_event)
     panel.output.textChanged.connect(lambda: shown.append(time.perf_counter()))
@@ -329,13 +359,15 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         _cached_model(services).model.generation_config.eos_token_id = None
         _raw_text(model, tokenizer, 8, 0)
         panel.max_tokens.setValue(args.tokens)
-        for round_index in range(args.rounds):
-            seed = 100 + round_index
+
+        def raw_round(seed: int) -> None:
             raw_cpu: dict[str, float] = {}
             seconds, count = _raw_text(model, tokenizer, args.tokens, seed, raw_cpu)
             raw_rates.append(count / seconds)
             cpu_ms["raw_thread"].append(raw_cpu["thread"] * 1000 / count)
             cpu_ms["raw_process"].append(raw_cpu["process"] * 1000 / count)
+
+        def tab_round(seed: int):
             yield sleep(50)
             yield enabled(panel.generate_button)
             panel.seed.lock(seed)
@@ -362,10 +394,20 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
             cpu_ms["tab_gui"].append(gui_used * 1000 / written)
             if "used" in worker_cpu:
                 cpu_ms["tab_thread"].append(worker_cpu["used"] * 1000 / written)
+            if {"started", "last_chunk", "finished"} <= moments.keys():
+                phases["queue"].append((moments["started"] - start) * 1000)
+                phases["stream"].append((moments["last_chunk"] - moments["started"]) * 1000)
+                phases["save"].append((moments["finished"] - moments["last_chunk"]) * 1000)
+            moments.clear()
             if sent and shown:
                 lags.append((shown[0] - sent[0]) * 1000)
                 span = shown[-1] - shown[0]
                 update_rates.append((len(shown) - 1) / span if span > 0 else 0.0)
+            yield sleep(50)
+
+        for round_index in range(args.rounds):
+            seed = 100 + round_index
+            yield from in_pair_order(round_index, lambda seed=seed: raw_round(seed), lambda seed=seed: tab_round(seed))
 
     Script(app, steps()).run()
     window.shutdown()
@@ -379,11 +421,13 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         **extra,
         f"{prefix}_raw_tokens_per_s": round(raw, 2),
         f"{prefix}_tab_tokens_per_s": round(tab, 2),
-        f"{prefix}_ratio": round(tab / raw, 4),
+        f"{prefix}_ratio": round(paired_ratio(raw_rates, tab_rates), 4),
+        f"{prefix}_ratio_of_medians": round(tab / raw, 4),
         f"{prefix}_first_token_lag_ms": round(statistics.median(lags), 1) if lags else None,
         f"{prefix}_updates_per_s": round(statistics.median(update_rates), 1) if update_rates else None,
         f"{prefix}_params_m": round(params / 1e6, 1),
         f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
+        f"{prefix}_phases_ms": {key: round(statistics.median(v), 1) for key, v in phases.items() if v},
         **_cpu_figures(prefix, cpu_ms),
         f"{prefix}_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
         "tokens": args.tokens,
@@ -453,11 +497,13 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
         yield job_done(window.jobs, "image")
         raw(2, 0)
         panel.steps.setValue(args.steps)
-        for round_index in range(args.rounds):
-            seed = 100 + round_index
+
+        def raw_round(seed: int) -> None:
             process = _process_cpu()
             raw_steps.append(raw(args.steps, seed) / args.steps)
             cpu["raw"].append((_process_cpu() - process) / args.steps)
+
+        def tab_round(seed: int):
             yield sleep(50)
             yield enabled(panel.generate_button)
             panel.seed.lock(seed)
@@ -467,6 +513,11 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
             assert job.state.value == "finished", job.error
             tab_steps.append((time.perf_counter() - start) / args.steps)
             cpu["tab"].append((_process_cpu() - process) / args.steps)
+            yield sleep(50)
+
+        for round_index in range(args.rounds):
+            seed = 100 + round_index
+            yield from in_pair_order(round_index, lambda seed=seed: raw_round(seed), lambda seed=seed: tab_round(seed))
 
     Script(app, steps()).run()
     window.shutdown()
@@ -474,7 +525,8 @@ def measure_image(args: argparse.Namespace, tmp: Path) -> dict:
     return {
         "window_image_raw_s_per_step": round(raw_s, 4),
         "window_image_tab_s_per_step": round(tab_s, 4),
-        "window_image_ratio": round(raw_s / tab_s, 4),
+        "window_image_ratio": round(paired_ratio(raw_steps, tab_steps, higher_is_faster=False), 4),
+        "window_image_ratio_of_medians": round(raw_s / tab_s, 4),
         "window_image_ratio_spread": [round(r / t, 3) for r, t in zip(raw_steps, tab_steps, strict=True)],
         "window_image_cpu_s_per_step": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
         "window_image_cpu_per_step_ratio": round(statistics.median(cpu["tab"]) / statistics.median(cpu["raw"]), 4),
@@ -528,11 +580,13 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
         yield job_done(window.jobs, "music")
         raw(0.5, 0)
         panel.duration.setValue(args.seconds)
-        for round_index in range(args.rounds):
-            seed = 100 + round_index
+
+        def raw_round(seed: int) -> None:
             process = _process_cpu()
             raw_rates.append(raw(args.seconds, seed))
             cpu["raw"].append((_process_cpu() - process) / args.seconds)
+
+        def tab_round(seed: int):
             yield sleep(50)
             yield enabled(panel.generate_button)
             panel.seed.lock(seed)
@@ -543,6 +597,11 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
             audio_s = float(job.items[0].record.output["duration_s"])
             tab_rates.append(audio_s / (time.perf_counter() - start))
             cpu["tab"].append((_process_cpu() - process) / audio_s)
+            yield sleep(50)
+
+        for round_index in range(args.rounds):
+            seed = 100 + round_index
+            yield from in_pair_order(round_index, lambda seed=seed: raw_round(seed), lambda seed=seed: tab_round(seed))
 
     Script(app, steps()).run()
     window.shutdown()
@@ -550,7 +609,8 @@ def measure_music(args: argparse.Namespace, tmp: Path) -> dict:
     return {
         "window_music_raw_audio_s_per_s": round(raw_r, 3),
         "window_music_tab_audio_s_per_s": round(tab_r, 3),
-        "window_music_ratio": round(tab_r / raw_r, 4),
+        "window_music_ratio": round(paired_ratio(raw_rates, tab_rates), 4),
+        "window_music_ratio_of_medians": round(tab_r / raw_r, 4),
         "window_music_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
         "window_music_cpu_s_per_audio_s": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
         "window_music_cpu_ratio": round(statistics.median(cpu["tab"]) / statistics.median(cpu["raw"]), 4),

@@ -123,7 +123,7 @@ def bridge(qtbot):
     worker = ThreadedWorker()
     bridge = WorkerBridge(worker)
     received: list[JobEvent] = []
-    bridge.received.connect(received.append)
+    bridge.delivered.connect(received.extend)
     yield worker, bridge, received
     bridge.detach()
 

@@ -47,7 +47,7 @@ def test_model_description_fills_schedulers_and_sizes(window):
 def test_generate_shows_previews_then_the_result_in_the_strip_and_gallery(window, qtbot):
     panel = window.image_panel
     previews = []
-    window.bridge.received.connect(lambda e: e.kind.value == "preview" and previews.append(e))
+    window.bridge.delivered.connect(lambda batch: previews.extend(e for e in batch if e.kind.value == "preview"))
     qtbot.keyClicks(panel.prompt, "a red fox")
     panel.steps.setValue(6)
     panel.seed.lock(42)

@@ -198,7 +198,7 @@ def test_the_window_queue_runs_on_a_local_ray_cluster(qtbot, services):
     saved = []
     panel.items_saved.connect(saved.extend)
     events: list[JobEvent] = []
-    main.jobs.job_event.connect(lambda job, event: events.append(event))
+    main.bridge.delivered.connect(events.extend)
     qtbot.waitUntil(panel.generate_button.isEnabled, timeout=20000)
     panel.generate_button.click()  # queued while Ray starts: it waits for the cluster
     qtbot.waitUntil(lambda: len(saved) == 1, timeout=240000)

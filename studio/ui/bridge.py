@@ -1,4 +1,4 @@
-"""Moves worker events onto the GUI thread as a Qt signal, coalesced to at most one batch a frame.
+"""Moves worker events onto the GUI thread as one Qt signal a frame, the frame's events coalesced.
 
 A text job streams a preview and a progress event per token, hundreds a second; handing each
 across on its own made the GUI thread wake, dispatch, re-set labels and lay out the tab per token,
@@ -8,7 +8,9 @@ the GUI thread drains it at most once a frame and passes on what the buffer hold
 (``coalesce``): progress — the latest wins; an image preview — the latest wins; text chunks —
 concatenated; every other event (queued, started, finished, cancelled, error, model_info, device,
 and a training run's samples) passed on as is, in order, so a job's terminal event always comes
-after its earlier ones.
+after its earlier ones. The frame's events go out as one list in one signal (``delivered``): a
+signal into Python costs tens of microseconds with the interpreter lock held, so a frame pays for
+one, not one per event and receiver.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def _with_recent(earlier: dict, later: dict) -> dict:
 
 
 class WorkerBridge(QObject):
-    """Re-emits the worker's events as ``received``, on the GUI thread, coalesced per frame.
+    """Re-emits the worker's events on the GUI thread as ``delivered``: a frame's events, coalesced.
 
     The worker calls ``_relay`` on its own thread: it appends to a lock-protected buffer and, only
     when no wake-up is on its way, posts one (a queued signal). On the GUI thread the wake-up drains
@@ -88,7 +90,7 @@ class WorkerBridge(QObject):
     (Not named ``event``: that would hide ``QObject.event``, through which Qt delivers every event.)
     """
 
-    received = Signal(object)
+    delivered = Signal(list)  # list[JobEvent], in order, never empty
     _wake = Signal()
 
     def __init__(self, worker: Subscribable, parent: QObject | None = None, *, frame_ms: int = FRAME_MS) -> None:
@@ -138,8 +140,8 @@ class WorkerBridge(QObject):
         self._last_drain = time.monotonic()
         self._flushing = True
         try:
-            for event in coalesce(events):
-                self.received.emit(event)
+            if events:
+                self.delivered.emit(coalesce(events))
         finally:
             self._flushing = False
 

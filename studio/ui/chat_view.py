@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QScrollBar,
     QSplitter,
     QTextEdit,
     QVBoxLayout,
@@ -38,6 +39,7 @@ from studio.core.errors import StudioError
 from studio.core.provenance import new_item_id
 from studio.core.requests import TextRequest
 from studio.gallery import conversations
+from studio.ui.widgets.streaming_text import TextStream
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem, GalleryStore
@@ -161,7 +163,7 @@ class MessageWidget(QFrame):
 class StreamingReply(QFrame):
     """The reply being written: text appended as it streams, shown as Markdown once saved."""
 
-    def __init__(self) -> None:
+    def __init__(self, follow: QScrollBar | None = None) -> None:
         super().__init__()
         self.setObjectName("chat-assistant")
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -186,13 +188,18 @@ class StreamingReply(QFrame):
         self.text.setMaximumHeight(24)
         layout.addWidget(self.text)
         self._height = 24
+        # Chunks are laid out by Qt with the interpreter lock free (widgets/streaming_text.py); the
+        # message list keeps its end in view while the reply grows, unless the user scrolled up.
+        self.stream = TextStream(self.text, follow=follow)
+        layout_of_text = self.text.document().documentLayout()
+        layout_of_text.documentSizeChanged.connect(self._fit_height)  # a new line, not each chunk
 
     def append(self, chunk: str) -> None:
-        cursor = self.text.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(chunk)
+        self.stream.append(chunk)
+
+    def _fit_height(self) -> None:
         height = int(self.text.document().size().height()) + 6
-        if height != self._height:  # only a new line changes the layout
+        if height != self._height:
             self._height = height
             self.text.setMinimumHeight(height)
             self.text.setMaximumHeight(height)
@@ -489,7 +496,7 @@ class ChatView(QWidget):
             bubble.setObjectName("chat-user")
             bubble.setAccessibleName("message being sent")
             self.messages_layout.insertWidget(self.messages_layout.count() - 1, bubble)
-        self._streaming = StreamingReply()
+        self._streaming = StreamingReply(follow=self.scroll_area.verticalScrollBar())
         if request.continue_from:
             self._streaming.append(request.continue_from)
         self.messages_layout.insertWidget(self.messages_layout.count() - 1, self._streaming)
@@ -501,6 +508,11 @@ class ChatView(QWidget):
             return False
         self._streaming.append(chunk)
         return True
+
+    def stream_ended(self) -> None:
+        """The reply's job ended: its last chunks are shown and it can be selected."""
+        if self._streaming is not None:
+            self._streaming.stream.end()
 
     def stopped(self, kept: bool) -> None:
         """Stopped: the text so far stays shown; Keep saves it into the conversation."""

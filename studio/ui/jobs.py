@@ -18,7 +18,7 @@ import enum
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -118,8 +118,8 @@ class JobQueue(QObject):
 
     # A job changed state (or was claimed by a tab): the Job.
     changed = Signal(object)
-    # Every event about a known job, after its Job was updated: (Job, JobEvent).
-    job_event = Signal(object, object)
+    # The worker's device or where jobs run changed (a ``device`` or ``runner`` JobEvent).
+    worker_state = Signal(object)
     # The worker described a model (not a job): the ModelInfo.
     model_described = Signal(object)
     # The worker summarised a training set (not a job): the ``data_summary`` JobEvent (its
@@ -131,6 +131,9 @@ class JobQueue(QObject):
         self._worker = worker
         self._history = history
         self._jobs: OrderedDict[str, Job] = OrderedDict()  # in submission order
+        # Each tab's handler of its own jobs' events: called directly, not through a signal every
+        # tab receives, so a token streaming in the Text tab costs the other tabs nothing.
+        self._listeners: dict[str, Callable[[Job, JobEvent], None]] = {}
 
     @property
     def worker(self) -> Worker:
@@ -233,7 +236,20 @@ class JobQueue(QObject):
 
     # -- the worker's events -----------------------------------------------------------
 
+    def listen(self, owner: str, handler: Callable[[Job, JobEvent], None]) -> None:
+        """Call ``handler(job, event)`` for every event of a job ``owner`` submitted or claimed,
+        after the Job was updated (one handler per owner: a tab)."""
+        self._listeners[owner] = handler
+
+    def on_events(self, events: list[JobEvent]) -> None:
+        """A frame's events from the bridge, in order."""
+        for event in events:
+            self.on_event(event)
+
     def on_event(self, event: JobEvent) -> None:
+        if event.kind in (EventKind.DEVICE, EventKind.RUNNER):
+            self.worker_state.emit(event)
+            return
         if event.kind is EventKind.MODEL_INFO:
             if isinstance(event.result, ModelInfo):
                 self.model_described.emit(event.result)
@@ -242,8 +258,6 @@ class JobQueue(QObject):
             return
         if event.kind is EventKind.DATA_SUMMARY:
             self.data_summarized.emit(event)
-            return
-        if event.kind is EventKind.DEVICE:
             return
         job = self._jobs.get(event.job_id)
         new = job is None
@@ -256,7 +270,9 @@ class JobQueue(QObject):
         changed = self._apply(job, event)
         if changed or new:
             self.changed.emit(job)
-        self.job_event.emit(job, event)
+        handler = self._listeners.get(job.owner)
+        if handler is not None:
+            handler(job, event)
         if event.is_terminal:
             self._prune()
 

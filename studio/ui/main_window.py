@@ -57,7 +57,7 @@ class MainWindow(QMainWindow):
         self.bridge = WorkerBridge(self.runner, self)
         # Every job of every tab, and the status bar's count, from the worker's events.
         self.jobs = JobQueue(self.runner, parent=self)
-        self.bridge.received.connect(self.jobs.on_event)
+        self.bridge.delivered.connect(self.jobs.on_events)
 
         self.text_panel = TextPanel(services, self.jobs)
         self.image_panel = ImagePanel(services, self.jobs)
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         for tab in self.panels.values():
             tab.items_saved.connect(self._items_saved)
             tab.prompt_for.connect(self._send_prompt)
-        self.bridge.received.connect(self._on_event)
+        self.jobs.worker_state.connect(self._on_event)
         self.jobs.changed.connect(self._job_changed)
         self.gallery_panel.open_requested.connect(self._open_item)
         self.gallery_panel.reuse_requested.connect(self.reuse_item)

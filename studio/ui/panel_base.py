@@ -125,7 +125,7 @@ class GenerationPanel(QWidget):
         self.details_button.setToolTip("What went wrong in full, to copy into a bug report")
         self.details_button.clicked.connect(self.show_error_details)
         self.details_button.setVisible(False)
-        jobs.job_event.connect(self._on_job_event)
+        jobs.listen(self.kind, self._on_job_event)
         jobs.model_described.connect(self.show_model_info)
 
     # -- overridden by each panel ----------------------------------------------------
@@ -172,9 +172,7 @@ class GenerationPanel(QWidget):
 
     # -- jobs --------------------------------------------------------------------------
 
-    def _on_job_event(self, job: Job, event: JobEvent) -> None:
-        if job.owner != self.kind:
-            return
+    def _on_job_event(self, job: Job, event: JobEvent) -> None:  # this tab's jobs only (JobQueue.listen)
         if event.kind is EventKind.STARTED and job.is_generation:
             self.clear_error()
         if event.is_terminal:

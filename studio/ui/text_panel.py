@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -35,6 +35,7 @@ from studio.ui.widgets.adapter_list import TextLoraPicker
 from studio.ui.widgets.controls import SeedField, button, double_spin_for, spin_for
 from studio.ui.widgets.model_picker import ModelPicker
 from studio.ui.widgets.readout import Readout
+from studio.ui.widgets.streaming_text import StreamingTextEdit
 
 if TYPE_CHECKING:
     from studio.gallery.store import GalleryItem
@@ -157,8 +158,7 @@ class TextPanel(GenerationPanel):
         left_layout.addWidget(self.more)
         column = self.controls_column(left, buttons)
 
-        self.output = QPlainTextEdit()
-        self.output.setReadOnly(True)
+        self.output = StreamingTextEdit()  # chunks are laid out by Qt with the interpreter lock free
         self.output.setAccessibleName("generated text")
         self.output.setToolTip("The generated text; it streams in as the model writes.")
         self.output.setPlaceholderText("Generated text appears here as it is written.")
@@ -403,6 +403,8 @@ class TextPanel(GenerationPanel):
             if time.perf_counter() - self._speed_shown_at >= _SPEED_EVERY_S:
                 self._show_speed(running=True)
         elif event.is_terminal:
+            self.output.stream.end()
+            self.chat.stream_ended()
             self._finish_run()
             if event.kind is EventKind.FINISHED:
                 self.run_status.setText(" ".join(f"Note: {n}." for n in event.info.get("notes", [])))
@@ -459,11 +461,7 @@ class TextPanel(GenerationPanel):
         """Add streamed text at the end (the bridge has joined a frame's chunks into one)."""
         if not chunk or self.chat.append(chunk):
             return
-        cursor = self.output.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(chunk)
-        self.output.setTextCursor(cursor)
-        self.output.ensureCursorVisible()
+        self.output.stream.append(chunk)  # queued: Qt inserts it from its event loop
 
     def _show_speed(self, running: bool, info: dict[str, Any] | None = None) -> None:
         info = info or {}
