@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -252,6 +253,19 @@ def paired_ratio(raw: list[float], tab: list[float], *, higher_is_faster: bool =
     return statistics.median(pairs)
 
 
+def _wakeups() -> int:
+    """How many times the calling thread went to sleep and was woken (its voluntary context switches,
+    Linux; 0 elsewhere). Each wake of the GUI thread takes a core from torch's threads for a moment."""
+    try:
+        status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def _process_cpu() -> float:
     """CPU seconds of every thread of this process (torch's own pool included)."""
     import resource
@@ -309,6 +323,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     shown: list[float] = []
     sent: list[float] = []
     gui_share: list[float] = []  # the GUI thread's CPU seconds per second of a tab round
+    wakeups: list[float] = []  # the GUI thread's wake-ups per second of a tab round
     # CPU milliseconds per token written: far less moved by other processes on the machine than
     # wall time. "thread": the thread calling generate() (raw: this one; tab: the worker, read by
     # a listener on the worker thread at the job's start and end); "process": every thread.
@@ -375,6 +390,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
                 counter.counting = True
             worker_cpu.clear()
             start, gui_cpu, process_cpu = time.perf_counter(), time.thread_time(), _process_cpu()
+            gui_wakes = _wakeups()
             if args.via == "worker":  # a baseline: the job straight to the worker, no tab owns it
                 services.worker.submit(panel.build_request())
             else:
@@ -385,6 +401,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
             elapsed = time.perf_counter() - start
             gui_used, process_used = time.thread_time() - gui_cpu, _process_cpu() - process_cpu
             gui_share.append(gui_used / elapsed)
+            wakeups.append((_wakeups() - gui_wakes) / elapsed)
             if counter is not None:
                 counter.counting = False
             assert job.state.value == "finished", job.error
@@ -427,6 +444,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         f"{prefix}_updates_per_s": round(statistics.median(update_rates), 1) if update_rates else None,
         f"{prefix}_params_m": round(params / 1e6, 1),
         f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
+        f"{prefix}_gui_wakeups_per_s": round(statistics.median(wakeups), 1),
         f"{prefix}_phases_ms": {key: round(statistics.median(v), 1) for key, v in phases.items() if v},
         **_cpu_figures(prefix, cpu_ms),
         f"{prefix}_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from studio.core.events import EventKind, JobEvent
 from studio.ui.bridge import WorkerBridge, coalesce
@@ -153,7 +154,7 @@ def test_thousands_of_tokens_cross_in_a_few_batches_with_nothing_lost(bridge, qt
 
 def test_the_first_event_after_a_quiet_spell_is_delivered_at_once(bridge, qtbot):
     worker, _bridge, received = bridge
-    qtbot.wait(40)  # more than a frame since anything was drained
+    qtbot.wait(60)  # more than a frame since anything was drained
     sent = time.monotonic()
     worker.fire([JobEvent(K.PREVIEW, "a", preview="Hello")]).join()
     qtbot.waitUntil(lambda: bool(received), timeout=1000)
@@ -171,3 +172,22 @@ def test_flush_delivers_what_is_buffered_and_detach_stops_relaying(bridge, qtbot
     assert not worker.listeners
     qtbot.wait(30)
     assert len(received) == 1
+
+
+def test_while_a_stream_flows_the_worker_wakes_the_gui_thread_only_at_its_start(bridge, qtbot):
+    """Each drain arms the next on the GUI thread's timer; the worker's posts would be extra wake-ups."""
+    worker, bridge_, received = bridge
+    wakes: list[int] = []
+    bridge_._wake.connect(lambda: wakes.append(1), Qt.ConnectionType.DirectConnection)  # counted on the worker thread
+    chunks = [f"w{n} " for n in range(400)]
+    firing = worker.fire(stream("a", chunks), pause_every=10)  # ~0.2 s: several frames, the GUI draining
+    qtbot.waitUntil(lambda: any(e.is_terminal for e in received), timeout=5000)
+    firing.join()
+    assert len([e for e in received if e.kind is K.PREVIEW]) >= 3  # it did span several drains
+    assert text_of(received, "a") == "".join(chunks)
+    assert len(wakes) <= 3, len(wakes)  # the stream's start (and a pause or two between bursts)
+    qtbot.wait(120)  # the stream is over: a drain finds nothing and stops the timer
+    assert not bridge_._timer.isActive()
+    worker.fire([JobEvent(K.PREVIEW, "b", preview="again")]).join()
+    qtbot.waitUntil(lambda: text_of(received, "b") == "again", timeout=1000)
+    assert len(wakes) >= 2  # after the pause, the next event woke the GUI thread itself

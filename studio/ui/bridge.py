@@ -25,7 +25,13 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from studio.core.events import EventKind, JobEvent
 
-FRAME_MS = 16  # one frame at 60 Hz: the longest an event waits in the buffer
+# The longest an event waits in the buffer while events stream: 30 drains a second. Each time the
+# GUI thread (and the X server after it) wakes, it takes a core from torch's threads, and a thread
+# descheduled inside a parallel region stalls the others at its barrier: on two cores a process
+# waking 30 times a second to do 1 ms of work slowed a bare generate() by 6 % (docs/PERFORMANCE.md).
+# Thirty text updates a second still read as live, and the first event after a pause is drained
+# at once.
+FRAME_MS = 33
 _MERGED = (EventKind.PROGRESS, EventKind.PREVIEW)
 
 
@@ -83,14 +89,17 @@ def _with_recent(earlier: dict, later: dict) -> dict:
 class WorkerBridge(QObject):
     """Re-emits the worker's events on the GUI thread as ``delivered``: a frame's events, coalesced.
 
-    The worker calls ``_relay`` on its own thread: it appends to a lock-protected buffer and, only
-    when no wake-up is on its way, posts one (a queued signal). On the GUI thread the wake-up drains
-    the buffer — at once when the last drain is a frame ago or more (so the first token of a stream
-    shows within a frame of arriving), else when that frame has passed. ``flush`` drains now.
+    The worker calls ``_relay`` on its own thread: it appends to a lock-protected buffer and, when
+    no drain is due, posts a wake-up (a queued signal). The wake-up drains the buffer at once when
+    the last drain is a frame ago or more (so the first token of a stream shows within a frame of
+    arriving), else when that frame has passed. While events keep coming (a stream), each drain
+    arms the next a frame later on the GUI thread's own timer and the worker posts nothing: the GUI
+    thread wakes once a frame, not once per event plus once per frame. A drain that finds the buffer
+    empty ends that; the next event wakes the GUI thread again. ``flush`` drains now.
     (Not named ``event``: that would hide ``QObject.event``, through which Qt delivers every event.)
     """
 
-    delivered = Signal(list)  # list[JobEvent], in order, never empty
+    delivered = Signal(object)  # list[JobEvent], in order, never empty (object: passed as is, not converted)
     _wake = Signal()
 
     def __init__(self, worker: Subscribable, parent: QObject | None = None, *, frame_ms: int = FRAME_MS) -> None:
@@ -98,7 +107,7 @@ class WorkerBridge(QObject):
         self._frame_s = frame_ms / 1000
         self._lock = threading.Lock()
         self._buffer: list[JobEvent] = []
-        self._wake_posted = False
+        self._drain_due = False  # a wake-up is posted, or the timer will drain: the worker posts nothing
         self._last_drain = 0.0
         self._attached = True
         self._flushing = False
@@ -110,14 +119,14 @@ class WorkerBridge(QObject):
         self._unsubscribe = worker.subscribe(self._relay)
 
     def _relay(self, event: JobEvent) -> None:
-        """On the worker thread: buffer ``event``; wake the GUI thread when nothing else has."""
+        """On the worker thread: buffer ``event``; wake the GUI thread when no drain is due."""
         with self._lock:
             if not self._attached:
                 return
             self._buffer.append(event)
-            if self._wake_posted:
+            if self._drain_due:
                 return
-            self._wake_posted = True
+            self._drain_due = True
         self._wake.emit()
 
     def _woken(self) -> None:
@@ -136,12 +145,16 @@ class WorkerBridge(QObject):
         self._timer.stop()
         with self._lock:
             events, self._buffer = self._buffer, []
-            self._wake_posted = False
+            # Something came since the last drain: more is likely on its way, and the timer drains
+            # it a frame from now. Nothing came: the stream paused, and the next event wakes us.
+            self._drain_due = bool(events)
         self._last_drain = time.monotonic()
+        if not events:
+            return
+        self._timer.start(max(1, round(self._frame_s * 1000)))
         self._flushing = True
         try:
-            if events:
-                self.delivered.emit(coalesce(events))
+            self.delivered.emit(coalesce(events))
         finally:
             self._flushing = False
 
