@@ -56,8 +56,10 @@ _SETTINGS_KEYS = {"tokens", "rounds", "torch_threads", "size", "steps", "seconds
 
 # The window parts: (part, options, quick options); each in a fresh process like the others.
 _WINDOW_PARTS = [
-    (["--part", "text", "--model", "starter"], ["--tokens", "400", "--rounds", "7"], ["--rounds", "3"]),
-    (["--part", "text", "--model", "llama100m"], ["--tokens", "128", "--rounds", "5"], ["--tokens", "48"]),
+    # Text: many short pairs (raw and tab seconds apart, the order alternating), the median of their
+    # ratios: this shared machine's speed drifts by tens of per cent over a few seconds.
+    (["--part", "text", "--model", "starter"], ["--tokens", "200", "--rounds", "16"], ["--rounds", "3"]),
+    (["--part", "text", "--model", "llama100m"], ["--tokens", "64", "--rounds", "10"], ["--tokens", "48"]),
     # Image and music rounds are a few seconds each: enough of them to see past a shared machine's noise.
     (["--part", "image"], ["--size", "256", "--steps", "20", "--rounds", "7"], ["--size", "192", "--steps", "12"]),
     (["--part", "music"], ["--seconds", "4", "--rounds", "9"], ["--seconds", "2", "--rounds", "3"]),

@@ -109,8 +109,8 @@ def gui_stalls(models: dict[str, Path], data_dir: Path) -> dict:
     for kind, path in models.items():
         panel = window.panels[kind]
         panel.model_picker.setCurrentIndex(panel.model_picker.findData(str(path)))
-        _configure(panel, kind)
         for _round in range(2):  # the first loads the model, the second finds it loaded
+            _configure(panel, kind)  # each round: a chat model's Send empties the prompt box
             stats = _beats_while(app, timer, clock, lateness, last, finished, panel.generate)
             loads.setdefault(kind, []).append(float(finished[0].info.get("load_s", 0.0)))
             per_kind[f"{kind}_{'cold' if _round == 0 else 'warm'}"] = stats
