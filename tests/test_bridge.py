@@ -191,3 +191,35 @@ def test_while_a_stream_flows_the_worker_wakes_the_gui_thread_only_at_its_start(
     worker.fire([JobEvent(K.PREVIEW, "b", preview="again")]).join()
     qtbot.waitUntil(lambda: text_of(received, "b") == "again", timeout=1000)
     assert len(wakes) >= 2  # after the pause, the next event woke the GUI thread itself
+
+
+def test_a_slow_stream_shows_each_token_as_it_comes_and_a_first_preview_never_waits(bridge, qtbot):
+    """Tokens 40 ms apart (a big model): each is shown at once, not held for a frame after an empty
+    drain; and a job's first token goes out at once even while a frame is being waited out."""
+    worker, _bridge, _received = bridge
+    arrived: dict[str, float] = {}
+    _bridge.delivered.connect(
+        lambda batch: arrived.update({e.preview: time.monotonic() for e in batch if e.kind is K.PREVIEW})
+    )
+    sent: dict[str, float] = {}
+
+    def slow() -> None:
+        for n in range(6):
+            sent[f"t{n}"] = time.monotonic()
+            for listener in list(worker.listeners):
+                listener(JobEvent(K.PREVIEW, "slow", step=n, preview=f"t{n}"))
+            time.sleep(0.04)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    qtbot.waitUntil(lambda: len(arrived) == 6, timeout=3000)
+    thread.join()
+    lags = sorted(arrived[key] - sent[key] for key in sent)
+    assert lags[4] < 0.010, lags  # nearly every token shown at once, not held for a frame
+    for listener in worker.listeners:  # a frame is being waited out: progress of one job streams…
+        listener(JobEvent(K.PROGRESS, "busy", step=1))
+    _bridge.flush()
+    first = time.monotonic()
+    worker.fire([JobEvent(K.PREVIEW, "new", preview="first")]).join()
+    qtbot.waitUntil(lambda: "first" in arrived, timeout=1000)
+    assert arrived["first"] - first < 0.015  # …and another job's first token did not wait for it

@@ -108,6 +108,8 @@ class WorkerBridge(QObject):
         self._lock = threading.Lock()
         self._buffer: list[JobEvent] = []
         self._drain_due = False  # a wake-up is posted, or the timer will drain: the worker posts nothing
+        self._urgent = False  # a job's first preview is buffered: drained at once, not at the frame's end
+        self._previewed: set[str] = set()  # jobs whose first preview has been relayed (worker thread)
         self._last_drain = 0.0
         self._attached = True
         self._flushing = False
@@ -124,14 +126,24 @@ class WorkerBridge(QObject):
             if not self._attached:
                 return
             self._buffer.append(event)
-            if self._drain_due:
+            # A job's first preview (its first token, its first image) is shown the moment it
+            # arrives; the frame's pacing is for the stream after it.
+            first_preview = event.kind is EventKind.PREVIEW and event.job_id not in self._previewed
+            if first_preview:
+                self._previewed.add(event.job_id)
+                self._urgent = True
+            elif event.is_terminal:
+                self._previewed.discard(event.job_id)
+            if self._drain_due and not first_preview:
                 return
             self._drain_due = True
         self._wake.emit()
 
     def _woken(self) -> None:
+        with self._lock:
+            urgent, self._urgent = self._urgent, False
         wait = self._last_drain + self._frame_s - time.monotonic()
-        if wait > 0:
+        if wait > 0 and not urgent:
             if not self._timer.isActive():
                 self._timer.start(max(1, round(wait * 1000)))
             return
@@ -148,9 +160,10 @@ class WorkerBridge(QObject):
             # Something came since the last drain: more is likely on its way, and the timer drains
             # it a frame from now. Nothing came: the stream paused, and the next event wakes us.
             self._drain_due = bool(events)
-        self._last_drain = time.monotonic()
+            self._urgent = False
         if not events:
-            return
+            return  # not a drain: the next event, a frame after the last one delivered, goes at once
+        self._last_drain = time.monotonic()
         self._timer.start(max(1, round(self._frame_s * 1000)))
         self._flushing = True
         try:
