@@ -324,6 +324,9 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     sent: list[float] = []
     gui_share: list[float] = []  # the GUI thread's CPU seconds per second of a tab round
     wakeups: list[float] = []  # the GUI thread's wake-ups per second of a tab round
+    # Text chunks the worker sent per second: the most updates the view could show. A token that
+    # decodes to half a character, or to nothing, sends none (a random model's tokens often do).
+    chunk_rates: list[float] = []
     # CPU milliseconds per token written: far less moved by other processes on the machine than
     # wall time. "thread": the thread calling generate() (raw: this one; tab: the worker, read by
     # a listener on the worker thread at the job's start and end); "process": every thread.
@@ -341,6 +344,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         now = time.perf_counter()
         if event.kind.value == "preview":
             moments["last_chunk"] = now
+            moments["chunks"] = moments.get("chunks", 0) + 1
             if not sent:
                 sent.append(now)
         if event.kind.value == "started":
@@ -389,6 +393,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
             if counter is not None:
                 counter.counting = True
             worker_cpu.clear()
+            moments.clear()
             start, gui_cpu, process_cpu = time.perf_counter(), time.thread_time(), _process_cpu()
             gui_wakes = _wakeups()
             if args.via == "worker":  # a baseline: the job straight to the worker, no tab owns it
@@ -415,6 +420,8 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
                 phases["queue"].append((moments["started"] - start) * 1000)
                 phases["stream"].append((moments["last_chunk"] - moments["started"]) * 1000)
                 phases["save"].append((moments["finished"] - moments["last_chunk"]) * 1000)
+                streamed = moments["last_chunk"] - moments["started"]
+                chunk_rates.append(moments["chunks"] / streamed if streamed > 0 else 0.0)
             moments.clear()
             if sent and shown:
                 lags.append((shown[0] - sent[0]) * 1000)
@@ -445,6 +452,13 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         f"{prefix}_params_m": round(params / 1e6, 1),
         f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
         f"{prefix}_gui_wakeups_per_s": round(statistics.median(wakeups), 1),
+        f"{prefix}_chunks_per_s": round(statistics.median(chunk_rates), 1) if chunk_rates else None,
+        # Updates shown ÷ what could be shown (every chunk, at most 30 a second): 1.0 keeps up.
+        f"{prefix}_updates_share": (
+            round(statistics.median(update_rates) / min(30.0, statistics.median(chunk_rates)), 3)
+            if update_rates and chunk_rates and statistics.median(chunk_rates) > 0
+            else None
+        ),
         f"{prefix}_phases_ms": {key: round(statistics.median(v), 1) for key, v in phases.items() if v},
         **_cpu_figures(prefix, cpu_ms),
         f"{prefix}_ratio_spread": [round(t / r, 3) for r, t in zip(raw_rates, tab_rates, strict=True)],
