@@ -65,8 +65,10 @@ def test_generate_streams_tokens_stop_button_follows_and_gallery_gets_the_item(w
     panel.max_tokens.setValue(40)
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     assert panel.stop_button.isEnabled() and not panel.generate_button.isEnabled()
+    assert panel.hint.text() == "1 more queued in this tab"
     with qtbot.waitSignal(panel.items_saved, timeout=60000) as saved:
-        pass
+        qtbot.waitUntil(lambda: window.jobs.running("text") is not None or bool(panel.history.count()), timeout=60000)
+        assert "queued" not in panel.hint.text()  # it runs now: no longer said to be waiting
     item = saved.args[0][0]
     assert panel.output.toPlainText()
     assert item.path.read_text("utf-8").rstrip("\n").endswith(panel.output.toPlainText())
