@@ -223,3 +223,31 @@ def test_a_slow_stream_shows_each_token_as_it_comes_and_a_first_preview_never_wa
     worker.fire([JobEvent(K.PREVIEW, "new", preview="first")]).join()
     qtbot.waitUntil(lambda: "first" in arrived, timeout=1000)
     assert arrived["first"] - first < 0.015  # …and another job's first token did not wait for it
+
+
+def test_progress_alone_is_drained_ten_times_a_second_and_a_job_s_end_at_once(bridge, qtbot):
+    """Music and image steps: a bar needs no 30 updates a second; the result must not wait."""
+    worker, _bridge, received = bridge
+    drains: list[float] = []
+    _bridge.delivered.connect(lambda batch: drains.append(time.monotonic()))
+
+    def steps() -> None:
+        for n in range(1, 61):  # 0.6 s of progress, 100 a second
+            for listener in list(worker.listeners):
+                listener(JobEvent(K.PROGRESS, "music", step=n, total=61))
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=steps)
+    thread.start()
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=3000)
+    thread.join()
+    qtbot.wait(150)
+    assert 4 <= len(drains) <= 10, len(drains)  # ~0.6 s at 10 a second, not 18 at 30
+    assert max(e.step for e in received if e.kind is K.PROGRESS) == 60  # the latest always arrives
+    for listener in list(worker.listeners):
+        listener(JobEvent(K.PROGRESS, "music", step=61, total=61))
+    _bridge.flush()  # a progress frame is now being waited out…
+    ended = time.monotonic()
+    worker.fire([JobEvent(K.FINISHED, "music")]).join()
+    qtbot.waitUntil(lambda: any(e.is_terminal for e in received), timeout=1000)
+    assert drains[-1] - ended < 0.015  # …and the job's end did not wait for it

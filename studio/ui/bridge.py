@@ -32,6 +32,9 @@ from studio.core.events import EventKind, JobEvent
 # Thirty text updates a second still read as live, and the first event after a pause is drained
 # at once.
 FRAME_MS = 33
+# While only progress streams (music, image steps, training), with no text or image preview in a
+# frame: ten updates a second move a bar and its time left smoothly, for a third of the wake-ups.
+PROGRESS_FRAME_MS = 100
 _MERGED = (EventKind.PROGRESS, EventKind.PREVIEW)
 
 
@@ -94,17 +97,28 @@ class WorkerBridge(QObject):
     the last drain is a frame ago or more (so the first token of a stream shows within a frame of
     arriving), else when that frame has passed. While events keep coming (a stream), each drain
     arms the next a frame later on the GUI thread's own timer and the worker posts nothing: the GUI
-    thread wakes once a frame, not once per event plus once per frame. A drain that finds the buffer
-    empty ends that; the next event wakes the GUI thread again. ``flush`` drains now.
+    thread wakes once a frame, not once per event plus once per frame. A frame is ``FRAME_MS`` after
+    one that delivered text or a preview, ``PROGRESS_FRAME_MS`` after one of progress only. A drain
+    that finds the buffer empty ends that; the next event wakes the GUI thread again. ``flush``
+    drains now.
     (Not named ``event``: that would hide ``QObject.event``, through which Qt delivers every event.)
     """
 
     delivered = Signal(object)  # list[JobEvent], in order, never empty (object: passed as is, not converted)
     _wake = Signal()
 
-    def __init__(self, worker: Subscribable, parent: QObject | None = None, *, frame_ms: int = FRAME_MS) -> None:
+    def __init__(
+        self,
+        worker: Subscribable,
+        parent: QObject | None = None,
+        *,
+        frame_ms: int = FRAME_MS,
+        progress_frame_ms: int = PROGRESS_FRAME_MS,
+    ) -> None:
         super().__init__(parent)
         self._frame_s = frame_ms / 1000
+        self._progress_frame_s = max(frame_ms, progress_frame_ms) / 1000
+        self._next_frame_s = self._frame_s  # the frame after the last drain: by what it delivered
         self._lock = threading.Lock()
         self._buffer: list[JobEvent] = []
         self._drain_due = False  # a wake-up is posted, or the timer will drain: the worker posts nothing
@@ -126,15 +140,16 @@ class WorkerBridge(QObject):
             if not self._attached:
                 return
             self._buffer.append(event)
-            # A job's first preview (its first token, its first image) is shown the moment it
-            # arrives; the frame's pacing is for the stream after it.
+            # A job's first preview (its first token, its first image) and its end are shown the
+            # moment they arrive; the frame's pacing is for the stream between them.
             first_preview = event.kind is EventKind.PREVIEW and event.job_id not in self._previewed
             if first_preview:
                 self._previewed.add(event.job_id)
-                self._urgent = True
             elif event.is_terminal:
                 self._previewed.discard(event.job_id)
-            if self._drain_due and not first_preview:
+            urgent = first_preview or event.is_terminal
+            self._urgent = self._urgent or urgent
+            if self._drain_due and not urgent:
                 return
             self._drain_due = True
         self._wake.emit()
@@ -142,7 +157,7 @@ class WorkerBridge(QObject):
     def _woken(self) -> None:
         with self._lock:
             urgent, self._urgent = self._urgent, False
-        wait = self._last_drain + self._frame_s - time.monotonic()
+        wait = self._last_drain + self._next_frame_s - time.monotonic()
         if wait > 0 and not urgent:
             if not self._timer.isActive():
                 self._timer.start(max(1, round(wait * 1000)))
@@ -164,10 +179,15 @@ class WorkerBridge(QObject):
         if not events:
             return  # not a drain: the next event, a frame after the last one delivered, goes at once
         self._last_drain = time.monotonic()
-        self._timer.start(max(1, round(self._frame_s * 1000)))
+        batch = coalesce(events)
+        # Only progress and state changes this frame: the next can wait longer (a stream of text or
+        # previews keeps the short frame; an event of any other kind comes at once after a quiet frame).
+        only_progress = all(event.kind is not EventKind.PREVIEW for event in batch)
+        self._next_frame_s = self._progress_frame_s if only_progress else self._frame_s
+        self._timer.start(max(1, round(self._next_frame_s * 1000)))
         self._flushing = True
         try:
-            self.delivered.emit(coalesce(events))
+            self.delivered.emit(batch)
         finally:
             self._flushing = False
 
