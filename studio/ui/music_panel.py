@@ -313,8 +313,6 @@ class MusicPanel(GenerationPanel):
             self.run_status.setText("")
         elif event.is_terminal:
             self._job_ended(job, event)
-        if event.kind in (EventKind.QUEUED, EventKind.STARTED) or event.is_terminal:
-            self._update_buttons()
 
     def _job_ended(self, job: Job, event: JobEvent) -> None:
         if event.kind is EventKind.FINISHED:

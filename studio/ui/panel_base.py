@@ -180,8 +180,9 @@ class GenerationPanel(QWidget):
             self.message_timeout().stop()
             self.run_status.clear()
         self.handle_event(job, event)
-        if event.kind is EventKind.STARTED:
-            self.update_controls()  # it left the queue: "1 more queued in this tab" is no longer so
+        if event.kind in (EventKind.QUEUED, EventKind.STARTED) or event.is_terminal:
+            # Every tab's buttons and hint follow its jobs' state ("1 more queued in this tab").
+            self.update_controls()
         if event.is_terminal and event.kind is not EventKind.ERROR:
             self.message_timeout().start()  # an error stays until the next action; the rest fade
 

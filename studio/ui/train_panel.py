@@ -745,10 +745,8 @@ class TrainPanel(GenerationPanel):
             self._estimate_event(job, event)
         elif job.id == self._run_job:
             self._run_event(job, event)
-        if event.kind in (EventKind.QUEUED, EventKind.STARTED) or event.is_terminal:
-            if event.is_terminal and not self.busy():
-                self.progress.idle()
-            self.update_controls()
+        if event.is_terminal and not self.busy():
+            self.progress.idle()
 
     def _run_event(self, job: Job, event: JobEvent) -> None:
         if event.kind is EventKind.STARTED:
