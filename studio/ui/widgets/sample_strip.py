@@ -14,7 +14,6 @@ import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
@@ -29,6 +28,8 @@ EXCERPT = 420  # characters of a text sample shown
 
 def write_wav(path: Path, audio: Any, sample_rate: int) -> Path:
     """``audio`` (samples, or samples × channels, floats in −1…1) as 16-bit PCM WAV."""
+    import numpy as np  # here, not at import: the window starts without numpy (docs/PERFORMANCE.md)
+
     samples = np.asarray(audio, dtype=np.float32)
     if samples.ndim == 1:
         samples = samples[:, None]
@@ -60,12 +61,14 @@ class SampleCard(QFrame):
         layout.addWidget(head)
         data = sample.get("data")
         self.kind = "text"
-        if isinstance(data, np.ndarray) and data.ndim == 3:
+        if getattr(data, "ndim", 0) == 3:  # an image: an array (a text is a str, a tune a tuple)
             self.kind = "image"
             picture = QLabel()
             picture.setAccessibleName("sample image")
             picture.setToolTip(f"Made from “{prompt}” at step {step}")
-            pixels = np.ascontiguousarray(data[..., :3].astype(np.uint8))
+            import numpy as np  # loaded already: the sample is one of its arrays
+
+            pixels = np.ascontiguousarray(np.asarray(data)[..., :3].astype(np.uint8))
             picture.setPixmap(thumbnail(QPixmap.fromImage(qimage_from_array(pixels)), THUMB))
             layout.addWidget(picture)
         elif audio_path is not None:

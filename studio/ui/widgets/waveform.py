@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _BLOCK_FRAMES = 65536
 
 
 def waveform_envelope(path: Path, buckets: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Per-bucket minimum and maximum of the file's mono mix, read in blocks (any length of file)."""
+    import numpy as np
     import soundfile
 
     with soundfile.SoundFile(str(path)) as sound:
@@ -37,8 +41,10 @@ class WaveformView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._lows = np.zeros(0, dtype=np.float32)
-        self._highs = np.zeros(0, dtype=np.float32)
+        # None until a file is shown: numpy is imported with the first file, not with the window
+        # (its import is ~60 ms of start-up, docs/PERFORMANCE.md "Start-up").
+        self._lows: np.ndarray | None = None
+        self._highs: np.ndarray | None = None
         self._position = 0.0
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -47,14 +53,14 @@ class WaveformView(QWidget):
 
     def set_file(self, path: Path | None) -> None:
         if path is None:
-            self._lows = self._highs = np.zeros(0, dtype=np.float32)
+            self._lows = self._highs = None
         else:
             self._lows, self._highs = waveform_envelope(path)
         self._position = 0.0
         self.update()
 
     def has_waveform(self) -> bool:
-        return self._lows.size > 0
+        return self._lows is not None and self._lows.size > 0
 
     def set_position(self, fraction: float) -> None:
         self._position = fraction
@@ -67,12 +73,14 @@ class WaveformView(QWidget):
     def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().base())
-        if not self.has_waveform():
+        if self._lows is None or self._highs is None or not self._lows.size:
             painter.setPen(self.palette().placeholderText().color())
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "The waveform appears here")
             return
         width, height = self.width(), self.height()
         middle = height / 2
+        import numpy as np
+
         columns = np.linspace(0, len(self._lows), num=max(2, width + 1)).astype(np.int64)
         painter.setPen(QPen(self.palette().highlight().color(), 1))
         for x in range(width):
