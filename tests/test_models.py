@@ -92,6 +92,27 @@ def test_models_in_the_hugging_face_cache_are_found(tmp_path, tiny_lm):
     assert spec.details["size_bytes"] > 1000 and spec.details["dtype"] == "float32"
 
 
+def test_the_hub_cache_snapshot_is_the_one_main_names_else_the_newest(tmp_path, tiny_lm):
+    import os
+
+    from studio.engines.library.hf_cache import hf_cache_models
+
+    cache = tmp_path / "hub"
+    named = _hub_cache(cache, "someone/named", tiny_lm)
+    (named.parent / ("b" * 40)).mkdir()  # newer than the snapshot main names, but not named
+    os.utime(named, (1, 1))
+    lost = _hub_cache(cache, "someone/lost-ref", tiny_lm)
+    (lost.parent.parent / "refs" / "main").write_text("c" * 40)  # names a snapshot that is gone
+    newest = lost.parent / ("d" * 40)
+    newest.mkdir()
+    os.utime(lost, (1, 1))
+    (cache / "datasets--someone--data" / "snapshots" / ("e" * 40)).mkdir(parents=True)
+    (cache / "models--someone--empty" / "snapshots").mkdir(parents=True)
+    (cache / "version.txt").write_text("1")
+    assert hf_cache_models(cache) == [(newest, "hf-cache", "someone/lost-ref"), (named, "hf-cache", "someone/named")]
+    assert hf_cache_models(tmp_path / "no-cache") == []
+
+
 def test_damaged_and_incomplete_folders_are_listed_with_the_reason(tmp_path, tiny_sd, tiny_lm):
     import shutil
 
