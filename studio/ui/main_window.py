@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
+    QLayout,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -26,13 +27,15 @@ from studio.ui.bridge import WorkerBridge
 from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.image_panel import ImagePanel
 from studio.ui.jobs import Job, JobQueue, JobState
+from studio.ui.model_discovery import ModelDiscovery
 from studio.ui.music_panel import MusicPanel
-from studio.ui.panel_base import GenerationPanel, set_text
+from studio.ui.panel_base import GenerationPanel, SettingsScroll, set_text
 from studio.ui.text_panel import TextPanel
 from studio.ui.theme import apply_theme, icon
 from studio.ui.train_panel import TrainPanel, use_trained
 
 if TYPE_CHECKING:
+    from studio.core.models import ModelSpec
     from studio.gallery.store import GalleryItem
     from studio.ui.model_manager import ModelManager
     from studio.ui.settings_dialog import SettingsDialog
@@ -41,7 +44,9 @@ log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, models_now: bool = True) -> None:
+        """``models_now`` False: the tabs say "Looking for models…" until ``find_models`` (called once
+        the window is shown, as ``studio.ui.launch`` does) has found them on a thread of its own."""
         super().__init__()
         self.services = services
         self._shut_down = False
@@ -121,7 +126,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.runs_on_label)
         self.statusBar().addPermanentWidget(self.queue_label)
         self._build_menus()
-        self.refresh_models()
+        self.model_discovery = ModelDiscovery(self)
+        self.model_discovery.found.connect(self._show_models)
+        if models_now:
+            self.refresh_models()
+        else:
+            for tab in (*self.panels.values(), self.train_panel):
+                tab.looking_for_models()
         if services.worker.device_info:  # reported before this window listened
             self._show_device(services.worker.device_info)
         self.restore_window_state()
@@ -184,8 +195,16 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {studio.APP_NAME}", self.about_text())
 
+    def find_models(self) -> None:
+        """Discover the library's models on a thread; the tabs fill when they are found."""
+        self.model_discovery.start(make_catalog(self.services.settings).discover)
+
     def refresh_models(self) -> None:
-        specs = make_catalog(self.services.settings).discover()
+        """Discover the library's models now (after the model manager changed it, say)."""
+        self.model_discovery.cancel()  # a search still running would answer with the older library
+        self._show_models(make_catalog(self.services.settings).discover())
+
+    def _show_models(self, specs: list[ModelSpec]) -> None:
         last = self.services.settings.get("last_models")
         self.text_panel.refresh_models(specs, last.get("text", ""))
         self.image_panel.refresh_models(specs, last.get("image", ""))
@@ -296,10 +315,22 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if "theme" in names and isinstance(app, QApplication):
             apply_theme(app, str(self.services.settings.get("theme")))
+            self.fit_to_style()
         if {"model_folders", "allow_pickle_models"} & set(names):
             self.refresh_models()
         if {"run_on", "cluster_address", "cluster_workers", "cluster_if_lost"} & set(names):
             self.runner.configure(self._cluster_target())
+
+    def fit_to_style(self) -> None:
+        """Measure again what the tabs measured when they were built, now that the stylesheet (its
+        paddings and borders) applies: the settings columns' widths. Polishes the window's widgets
+        (as showing it would) and drops the sizes its layouts hold from before, so the tabs not
+        shown yet measure as they will look, and the splitters share out the width once, right."""
+        self.ensurePolished()
+        for layout in self.findChildren(QLayout):
+            layout.invalidate()
+        for scroll in self.findChildren(SettingsScroll):
+            scroll.fit_width()
 
     def show_welcome(self) -> None:
         from studio.ui.welcome import WelcomeDialog

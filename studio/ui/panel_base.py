@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDoubleSpinBox,
@@ -88,6 +88,36 @@ def apply_capabilities(
         for widget in group:
             set_usable(widget, usable, reason, enabled=also.get(widget, True))
     return unused
+
+
+class SettingsScroll(QScrollArea):
+    """A tab's settings: scrolled down when the window is short, never sideways, so the controls
+    keep their full width. That width is measured again whenever the controls' layout changes (a
+    model's capabilities hide a row, an adapter row is added, the stylesheet's paddings apply: the
+    window is built before the stylesheet goes on, ``studio.ui.launch``, and a theme chosen in the
+    settings changes them)."""
+
+    def fit_width(self) -> None:
+        content = self.widget()
+        if content is not None:
+            self.setMinimumWidth(content.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 4)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # QScrollArea filters its widget's events already (to follow its resizes); a layout request
+        # is posted when the controls' layout changes, at most once per event-loop pass.
+        handled = super().eventFilter(watched, event)
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.widget():
+            self.fit_width()
+        return handled
+
+
+class ControlsColumn(QWidget):
+    """A tab's left column. It asks for no more width than it needs, so a tab's splitter gives the
+    rest to the output (the text, the picture, the waveform) when it first shares the width out;
+    the user's own split is restored over it (``MainWindow.restore_window_state``)."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
 
 
 class GenerationPanel(QWidget):
@@ -257,6 +287,11 @@ class GenerationPanel(QWidget):
         self.model_picker.set_models(specs, preferred)
         self.update_controls()
 
+    def looking_for_models(self) -> None:
+        """The window is finding the models (on a thread, after it showed): none to choose yet."""
+        self.model_picker.set_searching()
+        self.update_controls()
+
     def _model_changed(self, model: str) -> None:
         """A model was chosen: controls as for any model until the worker has described it."""
         self._model_info = None
@@ -331,7 +366,9 @@ class GenerationPanel(QWidget):
     def update_hint(self, *, has_prompt: bool, ask: str, no_model: str) -> None:
         """The hint line: no model, a model that cannot run (and why), the queue, or the model's hint."""
         info = self._model_info
-        if not self.model_picker.current_model():
+        if self.model_picker.searching:
+            text = "Looking for models…"
+        elif not self.model_picker.current_model():
             text = no_model
         elif info is not None and not info.runnable:
             text = f"{info.name or 'This model'} cannot run: {info.reason}"
@@ -459,16 +496,15 @@ class GenerationPanel(QWidget):
         """The left column of a tab: ``content`` (prompt and settings) scrolls when the window is short;
         under it, never scrolled out of sight, the run buttons, the progress, the hint and the last
         message."""
-        scroll = QScrollArea()
+        scroll = SettingsScroll()
         scroll.setWidget(content)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        # Scroll down when the window is short, never sideways: the controls keep their full width.
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        scroll.fit_width()
         scroll.setAccessibleName("settings")
         self.settings_scroll = scroll
-        column = QWidget()
+        column = ControlsColumn()
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll, 1)

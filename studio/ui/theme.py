@@ -20,9 +20,16 @@ def resolve_theme(name: str) -> str:
 
 def apply_theme(app: QApplication, name: str) -> str:
     """Apply a theme to the whole application; returns the one applied."""
+    chosen = prepare_theme(app, name)
+    app.setStyleSheet(stylesheet(chosen))
+    return chosen
+
+
+def prepare_theme(app: QApplication, name: str) -> str:
+    """The theme's style and name, without its stylesheet: for building the window before the
+    stylesheet goes on (``studio.ui.launch``). Returns the theme chosen."""
     chosen = resolve_theme(name)
     app.setStyle("Fusion")  # the same widgets on every platform, so the stylesheet looks the same
-    app.setStyleSheet(stylesheet(chosen))
     app.setProperty("studio_theme", chosen)
     return chosen
 

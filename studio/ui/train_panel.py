@@ -136,6 +136,7 @@ class TrainPanel(GenerationPanel):
         super().__init__(services, jobs, parent)
         self.gallery = gallery
         self._specs: list[ModelSpec] = []
+        self._searching = False  # the window is still finding the models: no base to offer yet
         self._folder = ""
         self._gallery_refs: tuple[str, ...] = ()
         self._gallery_note = ""
@@ -563,11 +564,19 @@ class TrainPanel(GenerationPanel):
 
     def refresh_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
         self._specs = list(specs)
+        self._searching = False
         self._fill_bases(preferred)
         self._suggest_name()
         self.update_controls()
 
+    def looking_for_models(self) -> None:
+        self._searching = True
+        super().looking_for_models()
+
     def _fill_bases(self, preferred: str = "") -> None:
+        if self._searching:  # a medium chosen before the models are found: still looking
+            self.model_picker.set_searching()
+            return
         medium = self.current_medium()
         chosen = preferred or self.model_picker.current_model() or ""
         fitting = [spec for spec in self._specs if trainable(spec, medium)]
@@ -953,7 +962,9 @@ class TrainPanel(GenerationPanel):
         if self.allow_cpu.isHidden() == gpu_wanted:
             self.allow_cpu.setVisible(gpu_wanted)
         words = _medium_row(self.current_medium())[4]
-        if not has_base:
+        if self._searching:
+            hint = "Looking for models…"
+        elif not has_base:
             hint = f"No {words[:-1]} model that Studio can train is in the library." + _HOW_TO_ADD.get(
                 self.current_medium(), ""
             )

@@ -21,12 +21,24 @@ class ModelPicker(QComboBox):
         self.setAccessibleName(f"{kind} model")
         self.setToolTip(f"The {kind} model to use. Add models with 'studio models add FOLDER'.")
         self.setMinimumContentsLength(24)
+        self.searching = False
         self.currentIndexChanged.connect(self._emit_changed)
+
+    def set_searching(self) -> None:
+        """Models are being found (the window discovers them on a thread once shown): none to pick yet."""
+        self.blockSignals(True)
+        self.clear()
+        self.addItem("Looking for models…", "")
+        self.setEnabled(False)
+        self.searching = True
+        self.blockSignals(False)
+        self._emit_changed()
 
     def set_models(self, specs: list[ModelSpec], preferred: str = "") -> None:
         """Fill with ``specs`` of this kind; select ``preferred`` (a path or id) when present."""
         self.blockSignals(True)
         self.clear()
+        self.searching = False
         # The first model is the default when nothing was used before: one the user added, when
         # there is one, before a starter (the same order as 'studio gen' without --model).
         ordered = preferred_order(specs)
