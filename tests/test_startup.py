@@ -92,17 +92,14 @@ def test_settings_columns_fit_their_controls_when_the_stylesheet_comes_last(serv
     built, and each tab's settings column is as wide as its controls then need (not clipped)."""
     from helpers import show_active
 
-    from studio.ui.main_window import MainWindow
-    from studio.ui.theme import prepare_theme, stylesheet
+    from studio.ui.launch import build_window
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)
-    theme = prepare_theme(app, "dark")
-    window = MainWindow(services)
+    window = build_window(app, services)
     qtbot.addWidget(window)
     try:
-        app.setStyleSheet(stylesheet(theme))
-        window.fit_to_style()
+        window.refresh_models()
         window.resize(1200, 760)
         show_active(qtbot, window)
         for tab in (window.text_panel, window.image_panel, window.music_panel, window.train_panel):
@@ -115,6 +112,46 @@ def test_settings_columns_fit_their_controls_when_the_stylesheet_comes_last(serv
     finally:
         app.setStyleSheet("")
         window.shutdown()
+
+
+def test_a_relaunch_keeps_the_split_the_user_left(services, qtbot):
+    """The settings columns dragged as narrow as they go, then the app opened again: each comes
+    back as it was (the splitters restore after the stylesheet's widths are measured)."""
+    from PySide6.QtWidgets import QSplitter
+
+    from studio.ui.launch import build_window
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    services.settings.set("theme", "light")
+    tabs = ("text_panel", "image_panel", "music_panel", "train_panel")
+    try:
+        first = build_window(app, services)
+        qtbot.addWidget(first)
+        first.refresh_models()
+        first.resize(1400, 800)
+        first.show()
+        left: dict[str, int] = {}
+        for name in tabs:
+            first.tabs.setCurrentWidget(getattr(first, name))
+            qtbot.wait(50)
+            splitter = getattr(first, name).findChild(QSplitter)
+            splitter.setSizes([splitter.widget(0).minimumSizeHint().width(), 2000])  # as narrow as it goes
+            qtbot.wait(20)
+            left[name] = splitter.sizes()[0]
+        first.save_window_state()
+        first.hide()
+        second = build_window(app, services)
+        qtbot.addWidget(second)
+        second.refresh_models()
+        second.show()
+        for name in tabs:
+            second.tabs.setCurrentWidget(getattr(second, name))
+            qtbot.wait(50)
+            assert abs(getattr(second, name).findChild(QSplitter).sizes()[0] - left[name]) <= 1, name
+        second.shutdown()
+    finally:
+        app.setStyleSheet("")
 
 
 def test_the_real_launch_shows_the_window_then_lists_the_models_then_loads_the_engines(tmp_path):

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 import studio
 from studio.core.paths import StudioPaths
-from studio.runtime.services import open_services, setup_logging
+from studio.runtime.services import Services, open_services, setup_logging
 from studio.ui.main_window import MainWindow
 from studio.ui.quiet import quiet_qt_logging
 from studio.ui.theme import icon, prepare_theme, stylesheet
@@ -18,6 +18,24 @@ from studio.ui.theme import icon, prepare_theme, stylesheet
 # The engines are preloaded when the models are listed, or after this long if finding them takes
 # longer (a big library on a network drive): a first job should not pay for the imports.
 PRELOAD_AT_THE_LATEST_MS = 3000
+
+
+def build_window(app: QApplication, services: Services) -> MainWindow:
+    """The main window, themed, not shown yet; the tabs look for their models until
+    ``window.find_models()``."""
+    theme = prepare_theme(app, str(services.settings.get("theme")))
+    window = MainWindow(services, models_now=False)
+    # The stylesheet goes on once the window is built. Set before, Qt's stylesheet style polished
+    # each widget again as it was added to its layout, and building the window took 0.35-0.6 s
+    # instead of 0.11 s; set after, it polishes every widget once, in 0.05 s (docs/PERFORMANCE.md,
+    # "Start-up"). Nothing shows in between.
+    app.setStyleSheet(stylesheet(theme))
+    window.fit_to_style()
+    # Again: a splitter clamps the positions it restores to its panes' minimum widths, and those
+    # were measured without the stylesheet's paddings; restored as measured now, a relaunch keeps
+    # the split the user left.
+    window.restore_window_state()
+    return window
 
 
 def run_gui(data_dir: str | None = None, *, debug: bool = False) -> int:
@@ -29,15 +47,8 @@ def run_gui(data_dir: str | None = None, *, debug: bool = False) -> int:
     app.setApplicationName(studio.APP_NAME)
     app.setApplicationVersion(studio.__version__)
     services = open_services(paths)
-    theme = prepare_theme(app, str(services.settings.get("theme")))
     app.setWindowIcon(icon("studio"))
-    window = MainWindow(services, models_now=False)
-    # The stylesheet goes on once the window is built. Set before, Qt's stylesheet style polished
-    # each widget again as it was added to its layout, and building the window took 0.35-0.6 s
-    # instead of 0.11 s; set after, it polishes every widget once, in 0.05 s (docs/PERFORMANCE.md,
-    # "Start-up"). Nothing shows in between.
-    app.setStyleSheet(stylesheet(theme))
-    window.fit_to_style()
+    window = build_window(app, services)
     window.show()
     # The models are found on a thread once the window shows (studio.ui.model_discovery).
     # Looking at the device imports torch on the worker thread, then the engines (transformers,
