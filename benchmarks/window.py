@@ -304,6 +304,23 @@ def _raw_text(model, tokenizer, tokens: int, seed: int, cpu: dict[str, float] | 
     return time.perf_counter() - start, int(out.shape[1] - enc["input_ids"].shape[1])
 
 
+def _p95_lag_ms(sent: list[float], shown: list[float]) -> float:
+    """The 95th percentile, in ms, of each chunk's wait from leaving the worker to the view's next
+    change (``shown``: the times the text changed, in order). A chunk whose insert was still queued
+    behind an older one's change reads a little early; none reads late."""
+    import bisect
+
+    waits = []
+    for moment in sent:
+        index = bisect.bisect_left(shown, moment)
+        if index < len(shown):
+            waits.append((shown[index] - moment) * 1000)
+    if not waits:
+        return float("nan")
+    waits.sort()
+    return waits[min(len(waits) - 1, int(0.95 * len(waits)))]
+
+
 def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -329,6 +346,11 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
     # Text chunks the worker sent per second: the most updates the view could show. A token that
     # decodes to half a character, or to nothing, sends none (a random model's tokens often do).
     chunk_rates: list[float] = []
+    # Each chunk: when it left the worker, and how long until the view next changed (each round's
+    # 95th percentile): live streaming shows every chunk within about a frame, however few a
+    # second the model writes.
+    chunk_sent: list[float] = []
+    chunk_lags: list[float] = []
     # CPU milliseconds per token written: far less moved by other processes on the machine than
     # wall time. "thread": the thread calling generate() (raw: this one; tab: the worker, read by
     # a listener on the worker thread at the job's start and end); "process": every thread.
@@ -347,6 +369,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         if event.kind.value == "preview":
             moments["last_chunk"] = now
             moments["chunks"] = moments.get("chunks", 0) + 1
+            chunk_sent.append(now)
             if not sent:
                 sent.append(now)
         if event.kind.value == "started":
@@ -404,6 +427,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
                 panel.generate_button.click()
             shown.clear()
             sent.clear()
+            chunk_sent.clear()
             job = yield job_done(window.jobs, "" if args.via == "worker" else "text")
             elapsed = time.perf_counter() - start
             gui_used, process_used = time.thread_time() - gui_cpu, _process_cpu() - process_cpu
@@ -425,6 +449,8 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
                 streamed = moments["last_chunk"] - moments["started"]
                 chunk_rates.append(moments["chunks"] / streamed if streamed > 0 else 0.0)
             moments.clear()
+            if chunk_sent and shown:
+                chunk_lags.append(_p95_lag_ms(chunk_sent, shown))
             if sent and shown:
                 lags.append((shown[0] - sent[0]) * 1000)
                 span = shown[-1] - shown[0]
@@ -451,6 +477,7 @@ def measure_text(args: argparse.Namespace, tmp: Path) -> dict:
         f"{prefix}_ratio_of_medians": round(tab / raw, 4),
         f"{prefix}_first_token_lag_ms": round(statistics.median(lags), 1) if lags else None,
         f"{prefix}_updates_per_s": round(statistics.median(update_rates), 1) if update_rates else None,
+        f"{prefix}_chunk_lag_p95_ms": round(statistics.median(chunk_lags), 1) if chunk_lags else None,
         f"{prefix}_params_m": round(params / 1e6, 1),
         f"{prefix}_gui_cpu_share": round(statistics.median(gui_share), 3),
         f"{prefix}_gui_wakeups_per_s": round(statistics.median(wakeups), 1),
