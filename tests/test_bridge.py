@@ -251,3 +251,30 @@ def test_progress_alone_is_drained_ten_times_a_second_and_a_job_s_end_at_once(br
     worker.fire([JobEvent(K.FINISHED, "music")]).join()
     qtbot.waitUntil(lambda: any(e.is_terminal for e in received), timeout=1000)
     assert drains[-1] - ended < 0.015  # …and the job's end did not wait for it
+
+
+def test_a_text_job_keeps_the_short_frame_through_tokens_that_decode_to_nothing(bridge, qtbot):
+    """A slow model, a token every 40 ms, two in three decoding to no whole character (progress,
+    no chunk): a frame of progress alone must not make the next chunk wait a progress frame."""
+    worker, _bridge, _received = bridge
+    arrived: dict[str, float] = {}
+    _bridge.delivered.connect(
+        lambda batch: arrived.update({e.preview: time.monotonic() for e in batch if e.kind is K.PREVIEW})
+    )
+    sent: dict[str, float] = {}
+
+    def slow() -> None:
+        for n in range(24):
+            for listener in list(worker.listeners):
+                if n % 3 == 0:
+                    sent[f"t{n}"] = time.monotonic()
+                    listener(JobEvent(K.PREVIEW, "slow", step=n, preview=f"t{n}"))
+                listener(JobEvent(K.PROGRESS, "slow", step=n, total=24))
+            time.sleep(0.04)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    qtbot.waitUntil(lambda: len(arrived) == 8, timeout=5000)
+    thread.join()
+    lags = sorted(arrived[key] - sent[key] for key in sent)
+    assert lags[-1] < 0.060, lags  # a 33 ms frame at most (and scheduling), never a 100 ms one

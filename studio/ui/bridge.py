@@ -34,6 +34,8 @@ from studio.core.events import EventKind, JobEvent
 FRAME_MS = 33
 # While only progress streams (music, image steps, training), with no text or image preview in a
 # frame: ten updates a second move a bar and its time left smoothly, for a third of the wake-ups.
+# A text chunk arriving meanwhile shortens the wait to the short frame: a slow model's tokens often
+# decode to no whole character (progress, no chunk), and its next chunk must not wait 100 ms.
 PROGRESS_FRAME_MS = 100
 _MERGED = (EventKind.PROGRESS, EventKind.PREVIEW)
 
@@ -98,7 +100,8 @@ class WorkerBridge(QObject):
     arriving), else when that frame has passed. While events keep coming (a stream), each drain
     arms the next a frame later on the GUI thread's own timer and the worker posts nothing: the GUI
     thread wakes once a frame, not once per event plus once per frame. A frame is ``FRAME_MS`` after
-    one that delivered text or a preview, ``PROGRESS_FRAME_MS`` after one of progress only. A drain
+    one that delivered text or a preview, ``PROGRESS_FRAME_MS`` after one of progress only, cut
+    short to ``FRAME_MS`` by a text chunk arriving in it (the worker posts one wake-up). A drain
     that finds the buffer empty ends that; the next event wakes the GUI thread again. ``flush``
     drains now.
     (Not named ``event``: that would hide ``QObject.event``, through which Qt delivers every event.)
@@ -123,6 +126,7 @@ class WorkerBridge(QObject):
         self._buffer: list[JobEvent] = []
         self._drain_due = False  # a wake-up is posted, or the timer will drain: the worker posts nothing
         self._urgent = False  # a job's first preview is buffered: drained at once, not at the frame's end
+        self._long_frame = False  # the next drain waits a progress frame: a text chunk shortens it
         self._previewed: set[str] = set()  # jobs whose first preview has been relayed (worker thread)
         self._last_drain = 0.0
         self._attached = True
@@ -149,7 +153,10 @@ class WorkerBridge(QObject):
                 self._previewed.discard(event.job_id)
             urgent = first_preview or event.is_terminal
             self._urgent = self._urgent or urgent
-            if self._drain_due and not urgent:
+            chunk = self._long_frame and event.kind is EventKind.PREVIEW and isinstance(event.preview, str)
+            if chunk:  # the GUI thread re-arms its timer for the short frame (once per long frame)
+                self._long_frame = False
+            if self._drain_due and not (urgent or chunk):
                 return
             self._drain_due = True
         self._wake.emit()
@@ -157,10 +164,13 @@ class WorkerBridge(QObject):
     def _woken(self) -> None:
         with self._lock:
             urgent, self._urgent = self._urgent, False
+            if not self._long_frame:  # a text chunk came during a progress frame (or none is armed)
+                self._next_frame_s = self._frame_s
         wait = self._last_drain + self._next_frame_s - time.monotonic()
         if wait > 0 and not urgent:
-            if not self._timer.isActive():
-                self._timer.start(max(1, round(wait * 1000)))
+            wait_ms = max(1, round(wait * 1000))
+            if not self._timer.isActive() or self._timer.remainingTime() > wait_ms:
+                self._timer.start(wait_ms)
             return
         self.flush()
 
@@ -184,6 +194,8 @@ class WorkerBridge(QObject):
         # previews keeps the short frame; an event of any other kind comes at once after a quiet frame).
         only_progress = all(event.kind is not EventKind.PREVIEW for event in batch)
         self._next_frame_s = self._progress_frame_s if only_progress else self._frame_s
+        with self._lock:
+            self._long_frame = only_progress and self._progress_frame_s > self._frame_s
         self._timer.start(max(1, round(self._next_frame_s * 1000)))
         self._flushing = True
         try:
