@@ -195,14 +195,20 @@ def test_while_a_stream_flows_the_worker_wakes_the_gui_thread_only_at_its_start(
     assert len(wakes) >= 2  # after the pause, the next event woke the GUI thread itself
 
 
+def _preview_arrivals(bridge: WorkerBridge) -> dict[str, float]:
+    """Each delivered preview (a text chunk) → when the receiver got it."""
+    arrived: dict[str, float] = {}
+    bridge.delivered.connect(
+        lambda batch: arrived.update({e.preview: time.monotonic() for e in batch if e.kind is K.PREVIEW})
+    )
+    return arrived
+
+
 def test_a_slow_stream_shows_each_token_as_it_comes_and_a_first_preview_never_waits(bridge, qtbot):
     """Tokens 40 ms apart (a big model): each is shown at once, not held for a frame after an empty
     drain; and a job's first token goes out at once even while a frame is being waited out."""
     worker, _bridge, _received = bridge
-    arrived: dict[str, float] = {}
-    _bridge.delivered.connect(
-        lambda batch: arrived.update({e.preview: time.monotonic() for e in batch if e.kind is K.PREVIEW})
-    )
+    arrived = _preview_arrivals(_bridge)
     sent: dict[str, float] = {}
 
     def slow() -> None:
@@ -255,14 +261,11 @@ def test_progress_alone_is_drained_ten_times_a_second_and_a_job_s_end_at_once(br
     assert drains[-1] - ended < 0.015  # …and the job's end did not wait for it
 
 
-def test_a_text_job_keeps_the_short_frame_through_tokens_that_decode_to_nothing(bridge, qtbot):
+def test_a_text_chunk_cuts_a_progress_frame_short(bridge, qtbot):
     """A slow model, a token every 40 ms, two in three decoding to no whole character (progress,
     no chunk): a frame of progress alone must not make the next chunk wait a progress frame."""
     worker, _bridge, _received = bridge
-    arrived: dict[str, float] = {}
-    _bridge.delivered.connect(
-        lambda batch: arrived.update({e.preview: time.monotonic() for e in batch if e.kind is K.PREVIEW})
-    )
+    arrived = _preview_arrivals(_bridge)
     sent: dict[str, float] = {}
 
     def slow() -> None:
